@@ -1,0 +1,199 @@
+/**
+ * The subcommands of `sep`. Each parses its flags (node:util parseArgs,
+ * strict), validates them with a message that names the flag and the fix,
+ * and returns an exit code.
+ */
+import path from 'node:path';
+import { UsageError } from '../../streams/runtime/errors.ts';
+import { createProducer, endOffsets } from '../../streams/runtime/kafka.ts';
+import { TOPICS } from '../../streams/runtime/topics.ts';
+import { InstrumentCatalog } from '../../streams/model/instruments.ts';
+import type { RecordKind } from '../../streams/model/records.ts';
+import { formatReport, importFile, resolveImportFiles, type FileReport } from '../../connectors/import/importer.ts';
+import { generateRecordedDay } from '../generate/recorded-day.ts';
+import { writeRecordedDay } from '../generate/write.ts';
+import { connectDatabase, connectRedis, connectServices } from '../pipeline/services.ts';
+import { runPipeline } from '../pipeline/run.ts';
+import { redact, stackUp } from '../../ops/stack/index.ts';
+
+type Values = Record<string, string | boolean | undefined>;
+type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string }>;
+
+export interface Command {
+  usage: string;
+  options: OptionSpec;
+  positionals?: true;
+  run(values: Values, positionals: string[]): Promise<number>;
+}
+
+export const BUNDLED_DAY = path.resolve(import.meta.dirname, '..', '..', 'data', 'recorded', '2026-11-13');
+export const BUNDLED_SEED = 20261113;
+
+const log = (line: string) => console.log(line);
+
+function isoFlag(flag: string, v: string | boolean | undefined, fallback: number): number {
+  if (v === undefined) return fallback;
+  const ms = Date.parse(String(v));
+  if (!Number.isFinite(ms) || ms % 60_000 !== 0) throw new UsageError(`--${flag} ${JSON.stringify(v)}: give a minute-aligned ISO-8601 UTC time, e.g. 2026-11-13T00:00:00Z`);
+  return ms;
+}
+
+function intFlag(flag: string, v: string | boolean | undefined, fallback: number, min: number, max: number): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${flag} ${JSON.stringify(v)}: give a whole number in [${min}, ${max}]`);
+  return n;
+}
+
+function runIdFlag(v: string | boolean | undefined, fallback: string): string {
+  const id = v === undefined ? fallback : String(v);
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(id)) throw new UsageError(`--run-id ${JSON.stringify(id)}: use 1–64 letters, digits, '.', '_' or '-'`);
+  return id;
+}
+
+const generate: Command = {
+  usage: `usage: sep generate [--out DIR] [--seed N] [--from ISO] [--days N]
+  Writes a seeded recorded day as candles.ndjson, ticks.ndjson.gz, orders.ndjson,
+  fills.ndjson and manifest.json. Defaults regenerate the bundled day:
+  --out ${path.relative(process.cwd(), BUNDLED_DAY)} --seed ${BUNDLED_SEED} --from 2026-11-13T00:00:00Z --days 3`,
+  options: { out: { type: 'string' }, seed: { type: 'string' }, from: { type: 'string' }, days: { type: 'string' } },
+  async run(v) {
+    const from = isoFlag('from', v.from, Date.UTC(2026, 10, 13));
+    const days = intFlag('days', v.days, 3, 1, 60);
+    const opts = { seed: intFlag('seed', v.seed, BUNDLED_SEED, 0, 2 ** 32 - 1), from, to: from + days * 86_400_000 };
+    const out = String(v.out ?? BUNDLED_DAY);
+    const files = writeRecordedDay(out, generateRecordedDay(opts), opts);
+    for (const [name, f] of Object.entries(files)) log(`${path.join(out, name)}: ${f.records} records`);
+    return 0;
+  },
+};
+
+const importCmd: Command = {
+  usage: `usage: sep import <file|dir>... [--kind candles|ticks|orders|fills]
+  Imports NDJSON/CSV files (optionally .gz) into md.candles.v1, md.ticks.v1,
+  exec.orders.v1, exec.fills.v1 keeping each record's timestamp. The kind comes
+  from the file name (candles*, ticks*, orders*, fills*) unless --kind is given.
+  Bad lines are reported with file:line, counted and sent to dlq.v1; the rest
+  is imported. Exit code 0 when every line was imported, 3 when some were rejected.`,
+  options: { kind: { type: 'string' } },
+  positionals: true,
+  async run(v, positionals) {
+    const kinds = ['candles', 'ticks', 'orders', 'fills'];
+    if (v.kind !== undefined && !kinds.includes(String(v.kind))) throw new UsageError(`--kind ${JSON.stringify(v.kind)}: use one of ${kinds.join(', ')}`);
+    const files = resolveImportFiles(positionals, v.kind as RecordKind | undefined);
+    const reports = await importAll(files);
+    return reports.some((r) => r.rejected > 0 || r.fileError) ? 3 : 0;
+  },
+};
+
+async function importAll(files: { file: string; kind: RecordKind }[]): Promise<FileReport[]> {
+  const catalog = InstrumentCatalog.fromEnv();
+  const services = await connectServices({ clientId: 'sep-import', log });
+  const producer = await createProducer(services.kafka);
+  const reports: FileReport[] = [];
+  try {
+    for (const { file, kind } of files) {
+      const t0 = Date.now();
+      const report = await importFile({ producer, serde: services.serde, catalog }, file, kind);
+      reports.push(report);
+      log(`${formatReport(report)}\n  (${((Date.now() - t0) / 1000).toFixed(1)} s, ${Math.round(report.lines / Math.max(0.001, (Date.now() - t0) / 1000)).toLocaleString('en-US')} lines/s)`);
+    }
+  } finally {
+    await producer.disconnect();
+    await services.close();
+  }
+  return reports;
+}
+
+const run: Command = {
+  usage: `usage: sep run [--run-id ID] [--until-caught-up]
+  Runs the pipeline: md.candles.v1 → features → features.v1, and the sink
+  (candles, features) into TimescaleDB, stamped with the run id (default live).
+  Stops on SIGTERM/SIGINT after the current batch, or with --until-caught-up
+  once everything on the input topics at start is in the database.`,
+  options: { 'run-id': { type: 'string' }, 'until-caught-up': { type: 'boolean' } },
+  async run(v) {
+    const runId = runIdFlag(v['run-id'], 'live');
+    const summary = await withPipeline(runId, Boolean(v['until-caught-up']));
+    log(`run ${runId}: ${summary.features} features, ${summary.rows} rows written, ${summary.deadLetters} dead letters in ${(summary.elapsedMs / 1000).toFixed(1)} s`);
+    return 0;
+  },
+};
+
+async function withPipeline(runId: string, untilCaughtUp: boolean) {
+  const services = await connectServices({ clientId: 'sep-run', log });
+  const db = await connectDatabase(services.urls.DATABASE_URL);
+  const redis = await connectRedis(services.urls.REDIS_URL);
+  const controller = new AbortController();
+  const onSignal = () => controller.abort();
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  try {
+    return await runPipeline({ services, db, redis, runId, untilCaughtUp, log, signal: controller.signal });
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+    redis.disconnect();
+    await db.end();
+    await services.close();
+  }
+}
+
+const migrateCmd: Command = {
+  usage: 'usage: sep migrate\n  Applies pending migrations from sql/timescale/ (idempotent).',
+  options: {},
+  async run() {
+    const { recordedServiceUrls } = await import('../../ops/stack/index.ts');
+    const db = await connectDatabase(recordedServiceUrls().DATABASE_URL);
+    const { rows } = await db.query<{ version: number; name: string }>('SELECT version, name FROM schema_migrations ORDER BY version');
+    for (const r of rows) log(`applied ${r.name}`);
+    await db.end();
+    return 0;
+  },
+};
+
+const demo: Command = {
+  usage: `usage: sep demo
+  Starts the local stack (or uses KAFKA_BROKERS, SCHEMA_REGISTRY_URL,
+  DATABASE_URL, REDIS_URL), imports the bundled recorded day once, runs the
+  pipeline until it has caught up, and prints a summary and SQL to try.`,
+  options: {},
+  async run() {
+    const t0 = Date.now();
+    const urls = await stackUp((line) => log(`[stack] ${line}`));
+    const services = await connectServices({ clientId: 'sep-demo', log });
+    const candleEnds = await endOffsets(services.admin, TOPICS.candles.name);
+    await services.close();
+    if ([...candleEnds.values()].every((o) => o === 0n)) {
+      await importAll(resolveImportFiles([BUNDLED_DAY]));
+    } else {
+      log(`${TOPICS.candles.name} already holds data: skipping the import (sep import adds more)`);
+    }
+    const summary = await withPipeline('live', true);
+    log(`pipeline: ${summary.features} new features, ${summary.rows} new rows, ${summary.deadLetters} dead letters in ${(summary.elapsedMs / 1000).toFixed(1)} s`);
+    await printDemoSummary(urls.DATABASE_URL);
+    log(`demo finished in ${((Date.now() - t0) / 1000).toFixed(1)} s; the stack keeps running (npm run stack:down stops it)`);
+    return 0;
+  },
+};
+
+async function printDemoSummary(databaseUrl: string): Promise<void> {
+  const db = await connectDatabase(databaseUrl);
+  try {
+    const { rows } = await db.query<{ instrument: string; bars: string; first: Date; last: Date; vol_bps: number; atr: number }>(`
+      SELECT instrument, count(*) AS bars, min(ts) AS first, max(ts) AS last,
+             last(ewma_vol, ts) * 1e4 AS vol_bps, last(atr14, ts) AS atr
+      FROM features WHERE run_id = 'live' GROUP BY instrument ORDER BY instrument`);
+    log('\nfeatures in TimescaleDB (run_id live):');
+    log('instrument   bars  first                     last                      ewma_vol(bps/bar)  atr14');
+    for (const r of rows) {
+      log(`${r.instrument.padEnd(10)} ${String(r.bars).padStart(6)}  ${r.first.toISOString()}  ${r.last.toISOString()}  ${Number(r.vol_bps).toFixed(3).padStart(17)}  ${Number(r.atr).toPrecision(5)}`);
+    }
+  } finally {
+    await db.end();
+  }
+  log(`\ntry it (the embedded database takes one connection at a time):
+  psql ${redact(databaseUrl)} -c "SELECT time_bucket('1 hour', ts) AS hour, instrument, avg(ewma_vol) * 1e4 AS vol_bps, last(atr14, ts) AS atr FROM features WHERE instrument = 'EUR_USD' GROUP BY 1, 2 ORDER BY 1"`);
+}
+
+export const COMMANDS: Record<string, Command> = { generate, import: importCmd, run, migrate: migrateCmd, demo };

@@ -1,0 +1,58 @@
+/**
+ * `sep`: the command line. Subcommands:
+ *   sep generate [--out DIR] [--seed N] [--from ISO] [--days N]
+ *   sep import <file|dir>... [--kind candles|ticks|orders|fills]
+ *   sep run [--run-id ID] [--until-caught-up]
+ *   sep migrate
+ *   sep demo
+ * Exit codes: 0 ok, 1 error (the message says the fix), 2 usage.
+ */
+import { parseArgs } from 'node:util';
+import { SepError, UsageError } from '../../streams/runtime/errors.ts';
+import { StackError } from '../../ops/stack/index.ts';
+import { COMMANDS } from './commands.ts';
+
+const USAGE = `usage: sep <command> [options]
+
+commands:
+  generate   write a seeded recorded day (candles, ticks, orders, fills) as NDJSON
+  import     import recorded-day files (NDJSON/CSV, .gz) into the input topics
+  run        run the pipeline (features → features.v1 → TimescaleDB)
+  migrate    apply the TimescaleDB migrations
+  demo       stack up, import the bundled day, run the pipeline, print a summary
+
+sep <command> --help shows a command's options.`;
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(USAGE);
+    return name ? 0 : 2;
+  }
+  const command = COMMANDS[name];
+  if (!command) throw new UsageError(`unknown command "${name}"\n\n${USAGE}`);
+  let parsed;
+  try {
+    parsed = parseArgs({ args: rest, options: { ...command.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: command.positionals !== undefined, strict: true });
+  } catch (err) {
+    throw new UsageError(`sep ${name}: ${(err as Error).message}\n\n${command.usage}`);
+  }
+  if (parsed.values.help) {
+    console.log(command.usage);
+    return 0;
+  }
+  return command.run(parsed.values as Record<string, string | boolean | undefined>, parsed.positionals);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof UsageError) {
+      console.error(`sep: ${err.message}`);
+      process.exit(2);
+    }
+    if (err instanceof SepError || err instanceof StackError) console.error(`sep: ${err.message}`);
+    else console.error(err);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,81 @@
+/**
+ * Features per instrument on each complete candle (DESIGN §6.1; docs/features.md).
+ *
+ * - log return r_t = ln(C_t / C_{t−1}), from the second bar;
+ * - EWMA volatility (RiskMetrics, λ = FEATURES_EWMA_LAMBDA, default 0.94 — the
+ *   RiskMetrics daily value, kept for M1 as the seeds do): seeded with
+ *   σ²_1 = r_1² on the first return, then σ²_t = λσ²_{t−1} + (1−λ)r_t²;
+ *   ewma_vol = σ_t per bar (not annualised);
+ * - true range from the second bar and ATR(14) with Wilder smoothing, seeded as
+ *   TA-Lib does: the first ATR, at bar index 14, is the mean of TR[1..14];
+ * - volume_usd = volume · close (quote-currency notional; for USD-quoted pairs, USD).
+ *
+ * The state per instrument is a plain object so a state store can hold it.
+ * A gap in the candles does not reset anything: span integrity is the gates'
+ * concern (DESIGN §6.2), not the features'.
+ */
+import type { Candle } from '../model/records.ts';
+import { ewmaVariance, trueRange, wilderStep } from './indicators.ts';
+
+export interface FeatureParams {
+  /** RiskMetrics decay λ in (0, 1); default 0.94. */
+  ewmaLambda: number;
+  /** ATR period n; default 14. */
+  atrPeriod: number;
+}
+
+export const DEFAULT_FEATURE_PARAMS: FeatureParams = { ewmaLambda: 0.94, atrPeriod: 14 };
+
+export interface Feature {
+  instrument: string;
+  granularity: string;
+  ts: number;
+  bar_index: number;
+  close: number;
+  log_return: number | null;
+  ewma_vol: number | null;
+  true_range: number | null;
+  atr14: number | null;
+  volume_usd: number;
+}
+
+export interface FeatureState {
+  /** Index of the last bar processed (0-based); −1 before the first. */
+  barIndex: number;
+  lastTs: number;
+  prevClose: number | null;
+  variance: number | null;
+  /** Sum of TR[1..barIndex] until the ATR is seeded. */
+  trSum: number;
+  atr: number | null;
+}
+
+export function initialFeatureState(): FeatureState {
+  return { barIndex: -1, lastTs: -Infinity, prevClose: null, variance: null, trSum: 0, atr: null };
+}
+
+/** Advances the state by one complete candle and returns the feature vector. Pure. */
+export function nextFeature(state: FeatureState, c: Candle, p: FeatureParams = DEFAULT_FEATURE_PARAMS): { state: FeatureState; feature: Feature } {
+  const barIndex = state.barIndex + 1;
+  let logReturn: number | null = null;
+  let variance = state.variance;
+  let tr: number | null = null;
+  let trSum = state.trSum;
+  let atr = state.atr;
+  if (state.prevClose !== null) {
+    logReturn = Math.log(c.close / state.prevClose);
+    variance = variance === null ? logReturn * logReturn : ewmaVariance(variance, logReturn, p.ewmaLambda);
+    tr = trueRange(c.high, c.low, state.prevClose);
+    if (barIndex < p.atrPeriod) trSum += tr;
+    else if (barIndex === p.atrPeriod) atr = (trSum + tr) / p.atrPeriod;
+    else atr = wilderStep(atr!, tr, p.atrPeriod);
+  }
+  return {
+    state: { barIndex, lastTs: c.ts, prevClose: c.close, variance, trSum, atr },
+    feature: {
+      instrument: c.instrument, granularity: c.granularity, ts: c.ts, bar_index: barIndex, close: c.close,
+      log_return: logReturn, ewma_vol: variance === null ? null : Math.sqrt(variance), true_range: tr,
+      atr14: atr, volume_usd: c.volume * c.close,
+    },
+  };
+}

@@ -1,0 +1,75 @@
+/**
+ * The one module that touches the Kafka client library (kafkajs 2.2.x). Keep
+ * it small so the client can be swapped (@platformatic/kafka is the maintained
+ * pure-JS alternative once we are on Node 22).
+ */
+import { Kafka, logLevel, CompressionTypes, type Admin, type Consumer, type Producer, type ITopicConfig, type Message, type KafkaConfig } from 'kafkajs';
+import { UnavailableError } from './errors.ts';
+import type { TopicSpec } from './topics.ts';
+
+export type { Admin, Consumer, Producer, Message, EachBatchPayload, KafkaMessage } from 'kafkajs';
+export { CompressionTypes };
+
+export interface KafkaOptions {
+  brokers: string;
+  clientId: string;
+  /** kafkajs log level; errors only by default, the runtime logs what matters. */
+  logLevel?: 'nothing' | 'error' | 'warn' | 'info';
+  /** Per-request timeout, ms (default 30 000). */
+  requestTimeout?: number;
+}
+
+const LEVELS = { nothing: logLevel.NOTHING, error: logLevel.ERROR, warn: logLevel.WARN, info: logLevel.INFO } as const;
+
+export function createKafka(opts: KafkaOptions): Kafka {
+  const config: KafkaConfig = {
+    clientId: opts.clientId,
+    brokers: opts.brokers.split(',').map((b) => b.trim()).filter(Boolean),
+    logLevel: LEVELS[opts.logLevel ?? 'nothing'],
+    connectionTimeout: 5000,
+    requestTimeout: opts.requestTimeout ?? 30_000,
+    retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5000 },
+  };
+  return new Kafka(config);
+}
+
+/** Creates missing topics (never changes existing ones); returns the names created. */
+export async function ensureTopics(admin: Admin, specs: readonly TopicSpec[], defaultPartitions: number): Promise<string[]> {
+  const existing = new Set(await admin.listTopics());
+  const missing: ITopicConfig[] = specs.filter((t) => !existing.has(t.name)).map((t) => ({
+    topic: t.name,
+    numPartitions: t.partitions ?? defaultPartitions,
+    replicationFactor: -1, // broker default: 1 on the local stack, 3 on a real cluster
+    configEntries: t.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
+  }));
+  if (missing.length > 0) await admin.createTopics({ topics: missing, waitForLeaders: true });
+  return missing.map((t) => t.topic);
+}
+
+/** Connects an admin client, failing with a message that says how to fix an unreachable broker. */
+export async function connectAdmin(kafka: Kafka, brokers: string): Promise<Admin> {
+  const admin = kafka.admin();
+  try {
+    await admin.connect();
+  } catch (err) {
+    throw new UnavailableError('KAFKA_UNAVAILABLE', `cannot reach Kafka at ${brokers}: ${(err as Error).message}; start the local stack with \`npm run stack:up\` or set KAFKA_BROKERS`, { cause: err });
+  }
+  return admin;
+}
+
+export async function createProducer(kafka: Kafka, opts: { idempotent?: boolean; transactionalId?: string } = {}): Promise<Producer> {
+  const producer = kafka.producer({
+    idempotent: opts.idempotent ?? true,
+    maxInFlightRequests: opts.idempotent === false ? undefined : 1,
+    ...(opts.transactionalId ? { transactionalId: opts.transactionalId } : {}),
+    allowAutoTopicCreation: false,
+  });
+  await producer.connect();
+  return producer;
+}
+
+/** Partition offsets (high watermarks) of a topic: where a consumer reading to the end must stop. */
+export async function endOffsets(admin: Admin, topic: string): Promise<Map<number, bigint>> {
+  const offsets = await admin.fetchTopicOffsets(topic);
+  return new Map(offsets.map((o) => [o.partition, BigInt(o.high)]));
+}

@@ -1,0 +1,58 @@
+/**
+ * Observability names live here and only here. Metric names are the seeds'
+ * own where the seeds give them (operations-reference.md, mm-bot README).
+ */
+import client from 'prom-client';
+
+export const METRIC = {
+  recordsIn: 'sep_records_in_total',
+  recordsOut: 'sep_records_out_total',
+  deadLetters: 'sep_dead_letters_total',
+  importRecords: 'sep_import_records_total',
+  sinkRows: 'sep_sink_rows_total',
+  sinkBatchSeconds: 'sep_sink_batch_seconds',
+} as const;
+
+export const registry = new client.Registry();
+
+export const deadLetters = new client.Counter({
+  name: METRIC.deadLetters,
+  help: 'Records routed to dlq.v1, by reason and source topic',
+  labelNames: ['reason', 'topic'] as const,
+  registers: [registry],
+});
+
+export const recordsIn = new client.Counter({
+  name: METRIC.recordsIn,
+  help: 'Records consumed, by topic and processor',
+  labelNames: ['topic', 'processor'] as const,
+  registers: [registry],
+});
+
+export const recordsOut = new client.Counter({
+  name: METRIC.recordsOut,
+  help: 'Records produced, by topic',
+  labelNames: ['topic'] as const,
+  registers: [registry],
+});
+
+export const importRecords = new client.Counter({
+  name: METRIC.importRecords,
+  help: 'Lines read by `sep import`, by kind and outcome (imported or the reject reason)',
+  labelNames: ['kind', 'outcome'] as const,
+  registers: [registry],
+});
+
+export const sinkRows = new client.Counter({
+  name: METRIC.sinkRows,
+  help: 'Rows written to TimescaleDB by the sink, by table',
+  labelNames: ['table'] as const,
+  registers: [registry],
+});
+
+export const sinkBatchSeconds = new client.Histogram({
+  name: METRIC.sinkBatchSeconds,
+  help: 'Time to write one sink batch (rows + offsets in one transaction), seconds',
+  buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+  registers: [registry],
+});
