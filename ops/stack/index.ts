@@ -63,7 +63,7 @@ export async function stackUp(log: (line: string) => void = () => {}): Promise<S
       log(`${s.name}: already running at ${s.localUrl}`);
       continue;
     }
-    await stopByPid(s.name, 2000); // a stale pid from a crashed run
+    await stopByPid(s.name, 2000); // a stale or hung process from an earlier run
     await s.install((line) => log(`${s.name}: ${line}`));
     await s.start((line) => log(`${s.name}: ${line}`));
     log(`${s.name}: ready at ${s.localUrl} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
@@ -75,8 +75,7 @@ export async function stackUp(log: (line: string) => void = () => {}): Promise<S
 
 export async function stackDown(log: (line: string) => void = () => {}): Promise<void> {
   for (const s of [...SERVICES].reverse()) {
-    const result = await stopByPid(s.name);
-    log(`${s.name}: ${result}`);
+    for (const name of s.processes ?? [s.name]) log(`${name}: ${await stopByPid(name)}`);
   }
 }
 

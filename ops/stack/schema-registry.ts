@@ -1,7 +1,13 @@
 /**
  * Local Confluent-API-compatible schema registry: AxonOps Schema Registry
- * (Go, Apache-2.0), built from the Go module proxy at a pinned version and run
- * with in-memory storage. No Kafka needed; state is lost on stop.
+ * (Go, Apache-2.0), built from the Go module proxy at a pinned version.
+ *
+ * Its storage is PostgreSQL: a private PGlite served by timescale-server.ts on
+ * SEP_SCHEMA_REGISTRY_DB_PORT (default 18082), data in .stack/schema-registry/db.
+ * It must persist as long as Kafka's data does: records carry schema ids, and
+ * an in-memory registry would hand out the same ids to other schemas after a
+ * restart. The registry holds one connection (max_open_conns 1), which is what
+ * the PGlite front door serves.
  *
  * The API is served at the root (no /apis/ccompat/v7 prefix), so
  * SCHEMA_REGISTRY_URL is just http://127.0.0.1:<port>. See docs/schema-registry.md.
@@ -9,6 +15,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
+import path from 'node:path';
 import { isAlive, portOpen, readPid, spawnDetached, stackPath, StackError, waitUntil } from './process.ts';
 import type { LocalService } from './service.ts';
 
@@ -23,6 +30,9 @@ const NAME = 'schema-registry';
 const PORT = Number(process.env.SEP_SCHEMA_REGISTRY_PORT ?? 18081);
 const LOCAL_URL = `http://127.0.0.1:${PORT}`;
 const READY_TIMEOUT_MS = 60_000;
+const DB_NAME = 'schema-registry-db';
+const DB_PORT = Number(process.env.SEP_SCHEMA_REGISTRY_DB_PORT ?? 18082);
+const DB_SERVER = path.join(import.meta.dirname, 'timescale-server.ts');
 
 const binPath = () => stackPath(NAME, 'bin', 'schema-registry');
 const markerPath = () => stackPath(NAME, 'installed.json');
@@ -77,7 +87,17 @@ function writeConfig(): string {
     '  host: "127.0.0.1"',
     `  port: ${PORT}`,
     'storage:',
-    '  type: memory',
+    '  type: postgresql',
+    '  postgresql:',
+    '    host: 127.0.0.1',
+    `    port: ${DB_PORT}`,
+    '    database: postgres',
+    '    user: postgres',
+    '    password: local', // the PGlite front door trusts every client
+    '    ssl_mode: disable',
+    '    max_open_conns: 1',
+    '    max_idle_conns: 1',
+    '    conn_max_lifetime: 0',
     'compatibility:',
     '  default_level: BACKWARD',
     'logging:',
@@ -96,13 +116,26 @@ function registryEnv(): NodeJS.ProcessEnv {
     ...env,
     SCHEMA_REGISTRY_HOST: '127.0.0.1',
     SCHEMA_REGISTRY_PORT: String(PORT),
-    SCHEMA_REGISTRY_STORAGE_TYPE: 'memory',
+    SCHEMA_REGISTRY_STORAGE_TYPE: 'postgresql',
     SCHEMA_REGISTRY_COMPATIBILITY_LEVEL: 'BACKWARD',
   };
 }
 
+/** The registry's private PGlite; left alone when it is already ours and running. */
+async function startStorage(log: (line: string) => void): Promise<void> {
+  const running = readPid(DB_NAME);
+  if (running !== undefined && isAlive(running) && (await portOpen(DB_PORT))) return;
+  if (await portOpen(DB_PORT)) {
+    throw new StackError(`port ${DB_PORT} (schema registry storage) is already in use by another process`, `stop the process listening on ${DB_PORT}, or set SEP_SCHEMA_REGISTRY_DB_PORT to a free port, or set SCHEMA_REGISTRY_URL to use an existing registry`);
+  }
+  const pid = spawnDetached(DB_NAME, process.execPath, ['--import', 'tsx', DB_SERVER, '--port', String(DB_PORT), '--data', stackPath(NAME, 'db')]);
+  await waitUntil(DB_NAME, () => portOpen(DB_PORT), READY_TIMEOUT_MS, pid);
+  log(`storage ready on 127.0.0.1:${DB_PORT} (pid ${pid})`);
+}
+
 export const schemaRegistry: LocalService = {
   name: NAME,
+  processes: [NAME, DB_NAME],
   envVar: 'SCHEMA_REGISTRY_URL',
   localUrl: LOCAL_URL,
 
@@ -142,8 +175,9 @@ export const schemaRegistry: LocalService = {
     if (!existsSync(binPath())) {
       throw new StackError(`schema registry is not installed (${binPath()} missing)`, 'run `npm run stack:up` (it installs before starting)');
     }
+    await startStorage(log);
     const pid = spawnDetached(NAME, binPath(), ['-config', writeConfig()], { env: registryEnv() });
-    log(`started pid ${pid}, in-memory storage, waiting for ${LOCAL_URL}/subjects`);
+    log(`started pid ${pid}, storage on 127.0.0.1:${DB_PORT}, waiting for ${LOCAL_URL}/subjects`);
     await waitUntil(NAME, () => this.healthy(LOCAL_URL), READY_TIMEOUT_MS, pid);
     log(`ready at ${LOCAL_URL}`);
   },

@@ -12,6 +12,8 @@ export interface LocalService {
   readonly envVar: string;
   /** The value the env variable takes for the local instance (e.g. 127.0.0.1:19092). */
   readonly localUrl: string;
+  /** Pid-file names of the processes it runs, in stop order (default: just `name`). */
+  readonly processes?: readonly string[];
   /** Checks prerequisites (java, mvn, go, ports) and downloads/builds into the cache; idempotent. Throws StackError with a fix. */
   install(log: (line: string) => void): Promise<void>;
   /** Starts the detached process (pid file via spawnDetached) and resolves once healthy. */

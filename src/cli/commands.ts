@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import { UsageError } from '../../streams/runtime/errors.ts';
+import { resolveConfig } from '../../streams/runtime/config.ts';
 import { createProducer, endOffsets } from '../../streams/runtime/kafka.ts';
 import { TOPICS } from '../../streams/runtime/topics.ts';
 import { InstrumentCatalog } from '../../streams/model/instruments.ts';
@@ -114,13 +115,17 @@ const run: Command = {
   options: { 'run-id': { type: 'string' }, 'until-caught-up': { type: 'boolean' } },
   async run(v) {
     const runId = runIdFlag(v['run-id'], 'live');
-    const summary = await withPipeline(runId, Boolean(v['until-caught-up']));
+    const summary = await withPipeline(runId, Boolean(v['until-caught-up']), resolveConfig(HTTP_CONFIG).SEP_HTTP_PORT);
     log(`run ${runId}: ${summary.features} features, ${summary.rows} rows written, ${summary.deadLetters} dead letters in ${(summary.elapsedMs / 1000).toFixed(1)} s`);
     return 0;
   },
 };
 
-async function withPipeline(runId: string, untilCaughtUp: boolean) {
+const HTTP_CONFIG = {
+  SEP_HTTP_PORT: { kind: 'integer', default: 8000, min: 0, max: 65535, doc: 'port of /health and /metrics; 0 disables' },
+} as const;
+
+async function withPipeline(runId: string, untilCaughtUp: boolean, httpPort = 0) {
   const services = await connectServices({ clientId: 'sep-run', log });
   const db = await connectDatabase(services.urls.DATABASE_URL);
   const redis = await connectRedis(services.urls.REDIS_URL);
@@ -129,7 +134,7 @@ async function withPipeline(runId: string, untilCaughtUp: boolean) {
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
   try {
-    return await runPipeline({ services, db, redis, runId, untilCaughtUp, log, signal: controller.signal });
+    return await runPipeline({ services, db, redis, runId, untilCaughtUp, log, signal: controller.signal, httpPort });
   } finally {
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);

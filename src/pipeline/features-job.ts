@@ -27,7 +27,8 @@ export interface FeaturesJobOptions {
   redis?: Redis;
 }
 
-export const LATEST_FEATURES_KEY = 'features:latest';
+/** Namespaced like the topics (SEP_TOPIC_PREFIX) so test runs never touch live keys. */
+export const LATEST_FEATURES_KEY = `${process.env.SEP_TOPIC_PREFIX ?? ''}features:latest`;
 
 export class FeaturesJob {
   state: 'idle' | 'running' | 'stopped' = 'idle';
@@ -41,6 +42,15 @@ export class FeaturesJob {
   constructor(private readonly opts: FeaturesJobOptions) {}
 
   async start(): Promise<void> {
+    // Where the group stands before any batch arrives (a caught-up group gets no batches).
+    const admin = this.opts.kafka.admin();
+    await admin.connect();
+    try {
+      const [committed] = await admin.fetchOffsets({ groupId: this.opts.groupId, topics: [TOPICS.candles.name] });
+      for (const p of committed?.partitions ?? []) if (Number(p.offset) >= 0) this.positions.set(p.partition, BigInt(p.offset));
+    } finally {
+      await admin.disconnect();
+    }
     const consumer = this.opts.kafka.consumer({ groupId: this.opts.groupId, readUncommitted: false, allowAutoTopicCreation: false });
     this.consumer = consumer;
     await consumer.connect();

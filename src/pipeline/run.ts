@@ -12,6 +12,7 @@ import { TimescaleSink } from '../../connectors/sink/timescale-sink.ts';
 import { FeaturesJob } from './features-job.ts';
 import type { Services } from './services.ts';
 import { sleep } from '../../ops/stack/process.ts';
+import { startHttp } from './http.ts';
 
 export interface RunOptions {
   services: Services;
@@ -23,6 +24,8 @@ export interface RunOptions {
   timeoutMs?: number;
   log: (line: string) => void;
   signal?: AbortSignal;
+  /** Port of /health and /metrics; 0 disables (default 0 here, `sep run` passes SEP_HTTP_PORT). */
+  httpPort?: number;
 }
 
 export interface RunSummary {
@@ -39,6 +42,7 @@ export async function runPipeline(o: RunOptions): Promise<RunSummary> {
   const producer = await createProducer(kafka);
   const features = new FeaturesJob({ kafka, serde, producer, catalog, groupId: `sep-features-${o.runId}`, redis: o.redis });
   const sink = new TimescaleSink({ kafka, serde, db: o.db, producer, topics: [TOPICS.candles.name, TOPICS.features.name], groupId: `sep-sink-${o.runId}`, runId: o.runId, log: o.log });
+  const server = await startHttp(o.httpPort ?? 0, () => ({ status: features.state === 'running' && sink.state === 'running' ? 'ok' : 'starting', features: features.state, sink: sink.state }));
   try {
     await features.start();
     await sink.start();
@@ -68,6 +72,7 @@ export async function runPipeline(o: RunOptions): Promise<RunSummary> {
     await features.stop();
     await sink.stop();
     await producer.disconnect();
+    server?.close();
   }
   return { features: features.featuresOut, deadLetters: features.deadLettered, rows: sink.rowsWritten, elapsedMs: Date.now() - t0 };
 }

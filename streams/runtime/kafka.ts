@@ -3,7 +3,7 @@
  * it small so the client can be swapped (@platformatic/kafka is the maintained
  * pure-JS alternative once we are on Node 22).
  */
-import { Kafka, logLevel, CompressionTypes, type Admin, type Consumer, type Producer, type ITopicConfig, type Message, type KafkaConfig } from 'kafkajs';
+import { Kafka, logLevel, CompressionTypes, Partitioners, type Admin, type Consumer, type Producer, type ITopicConfig, type Message, type KafkaConfig } from 'kafkajs';
 import { UnavailableError } from './errors.ts';
 import type { TopicSpec } from './topics.ts';
 
@@ -59,6 +59,8 @@ export async function connectAdmin(kafka: Kafka, brokers: string): Promise<Admin
 
 export async function createProducer(kafka: Kafka, opts: { idempotent?: boolean; transactionalId?: string } = {}): Promise<Producer> {
   const producer = kafka.producer({
+    // Java's murmur2 partitioner, so keys land where Kafka's own clients put them.
+    createPartitioner: Partitioners.DefaultPartitioner,
     idempotent: opts.idempotent ?? true,
     maxInFlightRequests: opts.idempotent === false ? undefined : 1,
     ...(opts.transactionalId ? { transactionalId: opts.transactionalId } : {}),
