@@ -88,10 +88,11 @@ function debug(message: string): void {
 }
 
 // A stop request during start-up (opening the database takes seconds) is honoured once ready.
+// The listeners stay for the whole run: removing the last one drops a signal Node has not dispatched yet.
 let pendingSignal: NodeJS.Signals | null = null;
-const deferSignal = (signal: NodeJS.Signals) => { pendingSignal = signal; };
-process.on('SIGTERM', deferSignal);
-process.on('SIGINT', deferSignal);
+let onStopSignal = (signal: NodeJS.Signals) => { pendingSignal = signal; };
+process.on('SIGTERM', (signal) => onStopSignal(signal));
+process.on('SIGINT', (signal) => onStopSignal(signal));
 process.on('unhandledRejection', (err) => log(`unhandled rejection: ${String(err)}`));
 
 // ---------------------------------------------------------------- data dir lock
@@ -458,10 +459,7 @@ async function shutdown(reason: string, code = 0): Promise<void> {
   releaseLock();
   process.exit(code);
 }
-process.off('SIGTERM', deferSignal);
-process.off('SIGINT', deferSignal);
-process.on('SIGTERM', () => void shutdown('SIGTERM'));
-process.on('SIGINT', () => void shutdown('SIGINT'));
+onStopSignal = (signal) => void shutdown(signal);
 
 log(`ready on postgres://postgres@${host}:${port}/postgres (timescaledb ${version}, license ${license}, data ${dataDir}, ${Date.now() - t0} ms)`);
 if (pendingSignal) void shutdown(pendingSignal);
