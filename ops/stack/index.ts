@@ -15,8 +15,11 @@ import type { LocalService, ServiceName } from './service.ts';
 export { StackError } from './process.ts';
 export type { ServiceName } from './service.ts';
 
-/** Start order: quick ones first so a missing prerequisite of a slow one is reported early. */
-export const SERVICES: readonly LocalService[] = [redis, timescale, schemaRegistry, kafka];
+/**
+ * Start order: quick ones first so a missing prerequisite of a slow one is
+ * reported early; the schema registry last, because it keeps its schemas in Kafka.
+ */
+export const SERVICES: readonly LocalService[] = [redis, timescale, kafka, schemaRegistry];
 
 export interface ServiceUrls {
   KAFKA_BROKERS: string;

@@ -1,185 +1,234 @@
 /**
- * Local Confluent-API-compatible schema registry: AxonOps Schema Registry
- * (Go, Apache-2.0), built from the Go module proxy at a pinned version.
+ * Local Confluent-API-compatible schema registry: Apicurio Registry 3.0.9 (runs
+ * on Java 17; 3.3.x needs Java 21) with **kafkasql** storage.
  *
- * Its storage is PostgreSQL: a private PGlite served by timescale-server.ts on
- * SEP_SCHEMA_REGISTRY_DB_PORT (default 18082), data in .stack/schema-registry/db.
- * It must persist as long as Kafka's data does: records carry schema ids, and
- * an in-memory registry would hand out the same ids to other schemas after a
- * restart. The registry holds one connection (max_open_conns 1), which is what
- * the PGlite front door serves.
+ * Every change is journaled in a Kafka topic and replayed into an in-memory H2
+ * database on start, like Confluent's `_schemas` topic. So the registry keeps
+ * its schemas exactly as long as Kafka keeps its data: Kafka records carry
+ * schema ids, and a registry that forgot them would hand the same ids to other
+ * schemas after a restart. It therefore needs Kafka (KAFKA_BROKERS, else the
+ * local one) and is started after it.
  *
- * The API is served at the root (no /apis/ccompat/v7 prefix), so
- * SCHEMA_REGISTRY_URL is just http://127.0.0.1:<port>. See docs/schema-registry.md.
+ * The Confluent API lives under /apis/ccompat/v7, so SCHEMA_REGISTRY_URL carries
+ * that prefix. See docs/schema-registry.md.
  */
-import { execFile } from 'node:child_process';
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { promisify } from 'node:util';
+import { execFile, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { isAlive, portOpen, readPid, spawnDetached, stackPath, StackError, waitUntil } from './process.ts';
+import { promisify } from 'node:util';
+import kafkajs from 'kafkajs';
+import { kafka } from './kafka.ts';
+import { isAlive, portOpen, readPid, spawnDetached, stackPath, StackError, stopByPid, waitUntil } from './process.ts';
 import type { LocalService } from './service.ts';
 
+const { Kafka, logLevel, ConfigResourceTypes } = kafkajs;
 const run = promisify(execFile);
 
-const MODULE = 'github.com/axonops/axonops-schema-registry';
-const VERSION = 'v0.2.1';
-const PACKAGE = './cmd/schema-registry';
-const MIN_GO = [1, 26] as const; // the module's go.mod says `go 1.26.0`
+export const APICURIO_VERSION = '3.0.9';
+const ARTIFACT = `io.apicurio:apicurio-registry-app:${APICURIO_VERSION}:tar.gz:all`;
+/**
+ * Pinned to 2.10 on purpose: the 3.x maven-dependency-plugins (3.1.2, 3.6.1 and
+ * 3.8.1 tried) read the artifact's pom first, whose parent
+ * io.apicurio:apicurio-registry:3.0.9 is not on Maven Central (404), and fail.
+ * 2.10 resolves just the file.
+ */
+const DEPENDENCY_PLUGIN = 'org.apache.maven.plugins:maven-dependency-plugin:2.10';
 
 const NAME = 'schema-registry';
 const PORT = Number(process.env.SEP_SCHEMA_REGISTRY_PORT ?? 18081);
-const LOCAL_URL = `http://127.0.0.1:${PORT}`;
+const LOCAL_URL = `http://127.0.0.1:${PORT}/apis/ccompat/v7`;
 const READY_TIMEOUT_MS = 60_000;
-const DB_NAME = 'schema-registry-db';
-const DB_PORT = Number(process.env.SEP_SCHEMA_REGISTRY_DB_PORT ?? 18082);
-const DB_SERVER = path.join(import.meta.dirname, 'timescale-server.ts');
 
-const binPath = () => stackPath(NAME, 'bin', 'schema-registry');
-const markerPath = () => stackPath(NAME, 'installed.json');
-const configPath = () => stackPath(NAME, 'config.yaml');
+/** The journal (the data), plus the two topics kafkasql also creates: snapshot markers and change events. */
+export const REGISTRY_TOPICS = {
+  journal: '_sep-registry-journal',
+  snapshots: '_sep-registry-snapshots',
+  events: '_sep-registry-events',
+} as const;
 
-interface Marker { module: string; version: string; sum: string }
+/**
+ * Kafka-side settings the journal must have. Apicurio 3 replays the whole
+ * journal on start and needs `delete` with infinite retention (not compaction,
+ * which was the 2.x advice). 3.0.9 creates the topics without these, so the
+ * broker default (7 days) would silently drop schemas; `start()` passes them
+ * as topic properties and checks the journal topic.
+ */
+const JOURNAL_CONFIG = { 'cleanup.policy': 'delete', 'retention.ms': '-1', 'retention.bytes': '-1' } as const;
 
-function installedMarker(): Marker | undefined {
-  try {
-    return JSON.parse(readFileSync(markerPath(), 'utf8')) as Marker;
-  } catch {
-    return undefined;
-  }
+const JVM_FLAGS = [
+  '-Xms64m', '-Xmx512m',
+  // C1 only: ~200 MB RSS instead of ~250 MB and a faster start; a local registry never needs C2.
+  '-XX:TieredStopAtLevel=1',
+  '-Djava.awt.headless=true',
+];
+
+const APT_FIX = 'sudo apt-get update && sudo apt-get install -y openjdk-17-jre-headless maven (or set SCHEMA_REGISTRY_URL to a running Confluent-compatible registry)';
+
+const appDir = (): string => stackPath(NAME, 'app');
+const runnerJar = (): string => path.join(appDir(), `apicurio-registry-app-${APICURIO_VERSION}-runner.jar`);
+const markerFile = (): string => stackPath(NAME, 'installed');
+
+/** Kafka the registry journals into: the operator's, else the local one. */
+function bootstrapServers(): string {
+  return process.env.KAFKA_BROKERS || kafka.localUrl;
 }
 
-/** Environment for the go command: default GOPATH/GOMODCACHE/GOCACHE (shared, so re-installs are cached), no stray workspace or flags. */
-function goEnv(): NodeJS.ProcessEnv {
-  return { ...process.env, GOWORK: 'off', GOFLAGS: '-mod=readonly', CGO_ENABLED: '0' };
-}
-
-async function go(args: string[], cwd?: string, timeoutMs = 15 * 60_000): Promise<string> {
-  try {
-    const { stdout } = await run('go', args, { cwd, env: goEnv(), timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 });
-    return stdout;
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException & { stderr?: string };
-    if (e.code === 'ENOENT') {
-      throw new StackError('the schema registry is built from source, but `go` is not on PATH', `install Go >= ${MIN_GO.join('.')} (https://go.dev/dl) and put its bin directory on PATH, or set SCHEMA_REGISTRY_URL to an existing registry`);
-    }
-    const tail = (e.stderr ?? e.message).trimEnd().split('\n').slice(-15).map((l) => `  | ${l}`).join('\n');
-    throw new StackError(`\`go ${args.join(' ')}\` failed:\n${tail}`, 'check that the Go module proxy is reachable (GOPROXY) and retry `npm run stack:up`; or set SCHEMA_REGISTRY_URL to an existing registry');
-  }
-}
-
-async function checkGo(log: (line: string) => void): Promise<void> {
-  const version = (await go(['env', 'GOVERSION'])).trim(); // e.g. go1.26.8
-  const m = /^go(\d+)\.(\d+)/.exec(version);
-  const tooOld = m !== null && (Number(m[1]) < MIN_GO[0] || (Number(m[1]) === MIN_GO[0] && Number(m[2]) < MIN_GO[1]));
-  if (!tooOld) return;
-  const toolchain = process.env.GOTOOLCHAIN ?? '';
-  if (toolchain === 'local' || toolchain.endsWith('+local')) {
-    throw new StackError(`${MODULE}@${VERSION} needs Go >= ${MIN_GO.join('.')}, found ${version} and GOTOOLCHAIN=${toolchain} forbids fetching a newer one`, `install Go >= ${MIN_GO.join('.')} or unset GOTOOLCHAIN so go fetches the toolchain from the module proxy`);
-  }
-  log(`${version} < go${MIN_GO.join('.')}; the go command will fetch the newer toolchain from the module proxy`);
-}
-
-function writeConfig(): string {
-  const file = configPath();
-  writeFileSync(file, [
-    '# written by ops/stack/schema-registry.ts on every start',
-    'server:',
-    '  host: "127.0.0.1"',
-    `  port: ${PORT}`,
-    'storage:',
-    '  type: postgresql',
-    '  postgresql:',
-    '    host: 127.0.0.1',
-    `    port: ${DB_PORT}`,
-    '    database: postgres',
-    '    user: postgres',
-    '    password: local', // the PGlite front door trusts every client
-    '    ssl_mode: disable',
-    '    max_open_conns: 1',
-    '    max_idle_conns: 1',
-    '    conn_max_lifetime: 0',
-    'compatibility:',
-    '  default_level: BACKWARD',
-    'logging:',
-    '  level: info',
-    '  format: json',
-    '',
-  ].join('\n'));
-  return file;
-}
-
-/** The registry reads SCHEMA_REGISTRY_* env overrides (auth, storage, ...): blank any the operator has set, then pin ours. */
-function registryEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const key of Object.keys(process.env)) if (key.startsWith('SCHEMA_REGISTRY_')) env[key] = '';
-  return {
-    ...env,
-    SCHEMA_REGISTRY_HOST: '127.0.0.1',
-    SCHEMA_REGISTRY_PORT: String(PORT),
-    SCHEMA_REGISTRY_STORAGE_TYPE: 'postgresql',
-    SCHEMA_REGISTRY_COMPATIBILITY_LEVEL: 'BACKWARD',
+/** Everything is a -D system property, which outranks application.properties and APICURIO_* / QUARKUS_* env variables. */
+function systemProperties(bootstrap: string): string[] {
+  const props: Record<string, string> = {
+    'quarkus.http.host': '127.0.0.1',
+    'quarkus.http.port': String(PORT),
+    'apicurio.storage.kind': 'kafkasql',
+    'apicurio.kafkasql.bootstrap.servers': bootstrap,
+    'apicurio.kafkasql.topic': REGISTRY_TOPICS.journal,
+    'apicurio.kafkasql.snapshots.topic': REGISTRY_TOPICS.snapshots,
+    'apicurio.events.kafka.topic': REGISTRY_TOPICS.events,
+    // auto-create is on by default and must not be set: every `apicurio.kafkasql.topic.*` key
+    // (prefix stripped) becomes a topic config, and Kafka refuses `auto-create`. These are the topic configs:
+    ...Object.fromEntries(Object.entries(JOURNAL_CONFIG).map(([k, v]) => [`apicurio.kafkasql.topic.${k}`, v])),
+    // On start it polls the snapshots topic once for this long (5 s by default) before
+    // replaying the journal. We never take snapshots (3.0.9 only does on an admin call), and
+    // a missed snapshot only means the full journal is replayed, so 0.5 s is safe: start ~4 s instead of ~10 s.
+    'apicurio.kafkasql.consumer.poll.timeout': '500',
+    // (The journal consumer's group is `apicurio-<random uuid>` on every start, and must stay
+    // so: with a fixed group it would resume at committed offsets and skip the replay.)
+    'apicurio.storage.snapshot.location': stackPath(NAME, 'snapshots'),
+    // Confluent gives the same id to the same schema however it is formatted; Apicurio only with this.
+    'apicurio.ccompat.use-canonical-hash': 'true',
+    // Ids are content ids (Confluent-like: one id per distinct schema, shared across subjects).
+    'apicurio.ccompat.legacy-id-mode.enabled': 'false',
+    // The in-memory H2 replica does not need 20 pooled connections.
+    'apicurio.datasource.jdbc.initial-size': '2',
+    'apicurio.datasource.jdbc.min-size': '2',
+    'apicurio.datasource.jdbc.max-size': '20',
+    'quarkus.http.access-log.enabled': 'false',
+    'quarkus.log.console.format': '%d{yyyy-MM-dd HH:mm:ss} %p [%c{1}] (%t) %m%n',
   };
+  return Object.entries(props).map(([k, v]) => `-D${k}=${v}`);
 }
 
-/** The registry's private PGlite; left alone when it is already ours and running. */
-async function startStorage(log: (line: string) => void): Promise<void> {
-  const running = readPid(DB_NAME);
-  if (running !== undefined && isAlive(running) && (await portOpen(DB_PORT))) return;
-  if (await portOpen(DB_PORT)) {
-    throw new StackError(`port ${DB_PORT} (schema registry storage) is already in use by another process`, `stop the process listening on ${DB_PORT}, or set SEP_SCHEMA_REGISTRY_DB_PORT to a free port, or set SCHEMA_REGISTRY_URL to use an existing registry`);
+function checkTool(cmd: string, args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  if (r.error || r.status !== 0) throw new StackError(`${cmd} is not installed or does not run (\`${cmd} ${args.join(' ')}\` failed)`, APT_FIX);
+  return `${r.stdout}${r.stderr}`;
+}
+
+/** Apicurio 3.0.x runs on Java 17 (3.3.x needs Java 21). */
+function checkJava(): void {
+  const out = checkTool('java', ['-version']); // e.g. `openjdk version "17.0.15" 2025-04-15`
+  const m = /version "(\d+)(?:\.(\d+))?/.exec(out);
+  const major = m ? (m[1] === '1' ? Number(m[2]) : Number(m[1])) : undefined;
+  if (major !== undefined && major < 17) throw new StackError(`Apicurio Registry ${APICURIO_VERSION} needs Java >= 17, \`java -version\` says ${major}`, APT_FIX);
+}
+
+function admin(bootstrap: string) {
+  return new Kafka({
+    clientId: 'sep-stack-registry', brokers: bootstrap.split(','), logLevel: logLevel.NOTHING,
+    connectionTimeout: 2000, requestTimeout: 5000, retry: { retries: 1 },
+  }).admin();
+}
+
+/**
+ * What is wrong with the journal topic, if anything: it must have one partition
+ * (the journal is ordered) and keep everything. `undefined` when it does not exist yet.
+ */
+async function journalProblems(bootstrap: string): Promise<string[] | undefined> {
+  const a = admin(bootstrap);
+  await a.connect();
+  try {
+    const topic = REGISTRY_TOPICS.journal;
+    if (!(await a.listTopics()).includes(topic)) return undefined;
+    const [meta] = (await a.fetchTopicMetadata({ topics: [topic] })).topics;
+    const problems: string[] = [];
+    if (meta && meta.partitions.length !== 1) problems.push(`${meta.partitions.length} partitions (must be 1)`);
+    const { resources } = await a.describeConfigs({
+      includeSynonyms: false,
+      resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: Object.keys(JOURNAL_CONFIG) }],
+    });
+    for (const e of resources[0]?.configEntries ?? []) {
+      const want = JOURNAL_CONFIG[e.configName as keyof typeof JOURNAL_CONFIG];
+      if (want !== undefined && e.configValue !== want) problems.push(`${e.configName}=${e.configValue} (must be ${want})`);
+    }
+    return problems;
+  } finally {
+    await a.disconnect().catch(() => undefined);
   }
-  const pid = spawnDetached(DB_NAME, process.execPath, ['--import', 'tsx', DB_SERVER, '--port', String(DB_PORT), '--data', stackPath(NAME, 'db')]);
-  await waitUntil(DB_NAME, () => portOpen(DB_PORT), READY_TIMEOUT_MS, pid);
-  log(`storage ready on 127.0.0.1:${DB_PORT} (pid ${pid})`);
+}
+
+function journalError(bootstrap: string, problems: string[]): StackError {
+  const set = Object.entries(JOURNAL_CONFIG).map(([k, v]) => `${k}=${v}`).join(',');
+  return new StackError(
+    `the registry journal topic ${REGISTRY_TOPICS.journal} on ${bootstrap} would lose schemas: ${problems.join(', ')}`,
+    `set ${set} on it (e.g. \`java -cp '${path.join(stackPath('kafka', 'libs'), '*')}' kafka.admin.ConfigCommand --bootstrap-server ${bootstrap} --alter --entity-type topics --entity-name ${REGISTRY_TOPICS.journal} --add-config ${set}\`); a wrong partition count needs the topic recreated, which loses every schema id`,
+  );
 }
 
 export const schemaRegistry: LocalService = {
   name: NAME,
-  processes: [NAME, DB_NAME],
   envVar: 'SCHEMA_REGISTRY_URL',
   localUrl: LOCAL_URL,
 
   async install(log) {
-    const marker = installedMarker();
-    if (marker?.module === MODULE && marker.version === VERSION && existsSync(binPath())) {
-      log(`${MODULE}@${VERSION} already built (${binPath()})`);
-      return;
+    checkJava();
+    checkTool('mvn', ['-v']);
+    if (existsSync(runnerJar()) && existsSync(markerFile()) && readFileSync(markerFile(), 'utf8').trim() === ARTIFACT) return;
+
+    log(`resolving Apicurio Registry ${APICURIO_VERSION} (${ARTIFACT}, ~109 MB) from Maven Central (once)`);
+    const tmp = `${appDir()}.tmp`;
+    // Without a pom the plugin writes "already unpacked" markers under a literal
+    // `${project.basedir}/target` in its working directory, and would skip the next
+    // unpack; so it runs in a scratch directory that is dropped afterwards.
+    const work = `${appDir()}.mvn`;
+    for (const d of [tmp, work]) rmSync(d, { recursive: true, force: true });
+    mkdirSync(work, { recursive: true });
+    try {
+      await run('mvn', [
+        '-q', '-B', `${DEPENDENCY_PLUGIN}:unpack`, `-Dartifact=${ARTIFACT}`, `-DoutputDirectory=${tmp}`,
+      ], { cwd: work, maxBuffer: 64 * 1024 * 1024, timeout: 900_000 });
+    } catch (err) {
+      const e = err as { stdout?: string; stderr?: string; message: string };
+      const tail = `${e.stdout ?? ''}\n${e.stderr ?? ''}`.trim().split('\n').slice(-20).join('\n') || e.message;
+      throw new StackError(`mvn could not resolve ${ARTIFACT}:\n${tail}`, 'check access to https://repo1.maven.org, then rerun `npm run stack:up`; or set SCHEMA_REGISTRY_URL to a running registry');
+    } finally {
+      rmSync(work, { recursive: true, force: true });
     }
-    await checkGo(log);
-    log(`downloading ${MODULE}@${VERSION} from the Go module proxy`);
-    // `go install pkg@version` is not used: it also asks the proxy for the module's
-    // version list (deprecation check), which some proxies refuse. Download the exact
-    // version instead and build it inside its own module (its go.sum pins every dependency).
-    const info = JSON.parse(await go(['mod', 'download', '-json', `${MODULE}@${VERSION}`])) as { Dir?: string; Sum?: string; Error?: string };
-    if (info.Error || !info.Dir) {
-      throw new StackError(`could not download ${MODULE}@${VERSION}: ${info.Error ?? 'no module directory'}`, 'check that the Go module proxy is reachable (GOPROXY) and retry');
+    if (!existsSync(path.join(tmp, path.basename(runnerJar())))) {
+      throw new StackError(`${ARTIFACT} unpacked without ${path.basename(runnerJar())}`, `remove ${tmp} and rerun \`npm run stack:up\``);
     }
-    log(`building ${PACKAGE} (first time ~1 min)`);
-    const tmp = `${binPath()}.tmp`;
-    rmSync(tmp, { force: true });
-    await go(['build', '-trimpath', '-ldflags', `-s -w -X main.version=${VERSION}`, '-o', tmp, PACKAGE], info.Dir);
-    renameSync(tmp, binPath());
-    writeFileSync(markerPath(), JSON.stringify({ module: MODULE, version: VERSION, sum: info.Sum ?? '' } satisfies Marker, null, 2) + '\n');
-    log(`built ${binPath()}`);
+    rmSync(appDir(), { recursive: true, force: true }); // no jars of another version next to the runner
+    renameSync(tmp, appDir());
+    writeFileSync(markerFile(), `${ARTIFACT}\n`);
+    log(`installed in ${appDir()}`);
   },
 
   async start(log) {
     const running = readPid(NAME);
-    if (running !== undefined && isAlive(running) && (await this.healthy(LOCAL_URL))) {
+    if (running !== undefined && isAlive(running) && (await schemaRegistry.healthy(LOCAL_URL))) {
       log(`already running (pid ${running}) at ${LOCAL_URL}`);
       return;
     }
     if (await portOpen(PORT)) {
-      throw new StackError(`port ${PORT} (schema registry) is already in use by another process`, `stop the process listening on ${PORT} (\`ss -ltnp 'sport = :${PORT}'\`), or set SEP_SCHEMA_REGISTRY_PORT to a free port, or set SCHEMA_REGISTRY_URL to use that registry instead`);
+      throw new StackError(`port ${PORT} (schema registry) is already in use`, `stop the process listening on ${PORT} (\`ss -ltnp 'sport = :${PORT}'\`), or set SEP_SCHEMA_REGISTRY_PORT to a free port, or set SCHEMA_REGISTRY_URL to use that registry instead`);
     }
-    if (!existsSync(binPath())) {
-      throw new StackError(`schema registry is not installed (${binPath()} missing)`, 'run `npm run stack:up` (it installs before starting)');
+    if (!existsSync(runnerJar())) {
+      throw new StackError(`schema registry is not installed (${runnerJar()} missing)`, 'run `npm run stack:up` (it installs before starting)');
     }
-    await startStorage(log);
-    const pid = spawnDetached(NAME, binPath(), ['-config', writeConfig()], { env: registryEnv() });
-    log(`started pid ${pid}, storage on 127.0.0.1:${DB_PORT}, waiting for ${LOCAL_URL}/subjects`);
-    await waitUntil(NAME, () => this.healthy(LOCAL_URL), READY_TIMEOUT_MS, pid);
-    log(`ready at ${LOCAL_URL}`);
+    const bootstrap = bootstrapServers();
+    if (!(await kafka.healthy(bootstrap))) {
+      throw new StackError(`the schema registry stores its schemas in Kafka, and Kafka at ${bootstrap} does not answer`, 'start Kafka first (`npm run stack:up` starts it before the registry), or set KAFKA_BROKERS to a running Kafka');
+    }
+    const before = await journalProblems(bootstrap);
+    if (before?.length) throw journalError(bootstrap, before);
+
+    const pid = spawnDetached(NAME, 'java', [...JVM_FLAGS, ...systemProperties(bootstrap), '-jar', runnerJar()], { cwd: appDir() });
+    log(`started pid ${pid}, journal ${REGISTRY_TOPICS.journal} on ${bootstrap}${before ? '' : ' (new topic)'}, waiting for ${LOCAL_URL}/subjects`);
+    await waitUntil(NAME, () => schemaRegistry.healthy(LOCAL_URL), READY_TIMEOUT_MS, pid);
+
+    const after = await journalProblems(bootstrap);
+    if (after === undefined || after.length) {
+      await stopByPid(NAME);
+      throw journalError(bootstrap, after ?? ['the topic was not created']);
+    }
   },
 
   async healthy(url) {
@@ -189,9 +238,7 @@ export const schemaRegistry: LocalService = {
         signal: AbortSignal.timeout(2_000),
       });
       if (res.status !== 200) return false;
-      const body: unknown = await res.json();
-      // Confluent answers [] when empty; AxonOps v0.2.1 answers `null`.
-      return Array.isArray(body) || body === null;
+      return Array.isArray(await res.json());
     } catch {
       return false;
     }

@@ -33,8 +33,8 @@ export class AvroSerde {
     return ids;
   }
 
-  async register(spec: TopicSpec): Promise<number> {
-    const schema = loadSchema(spec);
+  /** Registers `schema` (default: the topic's .avsc) and writes with it from now on. */
+  async register(spec: TopicSpec, schema: string = loadSchema(spec)): Promise<number> {
     let id: number;
     try {
       ({ id } = await this.registry.register({ type: SchemaType.AVRO, schema }, { subject: subjectOf(spec.name), compatibility: COMPATIBILITY.BACKWARD }));

@@ -112,3 +112,21 @@ test('a second sep run with the same run id writes nothing new (offsets stored w
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /0 features, 0 rows written/);
 });
+
+test('CSV import: a short row is rejected with its line, a file with an unknown column is refused at line 1, the other files still import', async () => {
+  const csvNs = createNamespace('slice-csv');
+  const rows = good.filter((c) => c.instrument === 'EUR_USD').slice(0, 5);
+  const header = 'instrument,granularity,ts,open,high,low,close,volume,complete';
+  const body = rows.map((c) => [c.instrument, c.granularity, new Date(c.ts).toISOString(), c.open, c.high, c.low, c.close, c.volume, c.complete].join(','));
+  body.splice(2, 0, 'EUR_USD,M1,2026-11-13T12:00:00Z,1.1');
+  const okFile = path.join(dir, 'candles-a.csv');
+  writeFileSync(okFile, [header, ...body].join('\n') + '\n');
+  const badFile = path.join(dir, 'candles-b.csv');
+  writeFileSync(badFile, `${header},venue\n${body[0]},lmax\n`);
+  const r = await sep(['import', okFile, badFile], csvNs.env);
+  assert.equal(r.code, 3, r.stdout + r.stderr);
+  assert.match(r.stdout, /candles-a\.csv: candles → .*: 5 imported, 1 rejected of 6 lines/);
+  assert.match(r.stdout, /candles-a\.csv:4: malformed: expected 9 columns, got 4/);
+  assert.match(r.stdout, /file not imported: .*candles-b\.csv:1: unknown column venue/);
+  assert.equal((await readTopic(`${csvNs.prefix}md.candles.v1`)).length, 5);
+});
