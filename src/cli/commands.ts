@@ -116,7 +116,7 @@ const run: Command = {
   async run(v) {
     const runId = runIdFlag(v['run-id'], 'live');
     const summary = await withPipeline(runId, Boolean(v['until-caught-up']), resolveConfig(HTTP_CONFIG).SEP_HTTP_PORT);
-    log(`run ${runId}: ${summary.features} features, ${summary.rows} rows written, ${summary.deadLetters} dead letters in ${(summary.elapsedMs / 1000).toFixed(1)} s`);
+    log(`run ${runId}: ${summary.rows} rows written in ${(summary.elapsedMs / 1000).toFixed(1)} s`);
     return 0;
   },
 };
@@ -175,7 +175,7 @@ const demo: Command = {
       log(`${TOPICS.candles.name} already holds data: skipping the import (sep import adds more)`);
     }
     const summary = await withPipeline('live', true);
-    log(`pipeline: ${summary.features} new features, ${summary.rows} new rows, ${summary.deadLetters} dead letters in ${(summary.elapsedMs / 1000).toFixed(1)} s`);
+    log(`pipeline: ${summary.rows} new rows in TimescaleDB in ${(summary.elapsedMs / 1000).toFixed(1)} s`);
     await printDemoSummary(urls.DATABASE_URL);
     log(`demo finished in ${((Date.now() - t0) / 1000).toFixed(1)} s; the stack keeps running (npm run stack:down stops it)`);
     return 0;

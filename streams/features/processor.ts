@@ -1,27 +1,48 @@
 /**
- * The features processor: one FeatureState per instrument, advanced on each
- * complete candle. Incomplete candles are ignored (they will be sent again
- * complete); a candle at or before the instrument's last bar is late and is
- * rejected with reason `late` (the caller dead-letters it).
+ * The features processor: one FeatureState per instrument in the
+ * `features-state` store, advanced on each complete candle. Incomplete candles
+ * are ignored (they come again complete); a candle at or before the
+ * instrument's last bar is rejected as `late` before any state is written.
  */
 import { InputError } from '../runtime/errors.ts';
-import type { Candle } from '../model/records.ts';
-import { DEFAULT_FEATURE_PARAMS, initialFeatureState, nextFeature, type Feature, type FeatureParams, type FeatureState } from './features.ts';
+import type { Processor, ProcessorContext, StreamRecord } from '../runtime/processor.ts';
+import { KeyValueStore } from '../runtime/stores.ts';
+import { Topology } from '../runtime/topology.ts';
+import { TOPICS } from '../runtime/topics.ts';
+import { validateRecord, type Candle } from '../model/records.ts';
+import type { InstrumentCatalog } from '../model/instruments.ts';
+import { DEFAULT_FEATURE_PARAMS, initialFeatureState, nextFeature, type FeatureParams, type FeatureState } from './features.ts';
 
-export class FeaturesProcessor {
-  private readonly states = new Map<string, FeatureState>();
+export const FEATURES_STORE = 'features-state';
+
+export class FeaturesProcessor implements Processor<Candle> {
+  private ctx!: ProcessorContext;
+  private store!: KeyValueStore<FeatureState>;
 
   constructor(private readonly params: FeatureParams = DEFAULT_FEATURE_PARAMS) {}
 
-  /** Returns the feature for a complete candle, null for an incomplete one; throws InputError('late') for an old bar. */
-  process(candle: Candle): Feature | null {
-    if (!candle.complete) return null;
-    const state = this.states.get(candle.instrument) ?? initialFeatureState();
+  init(context: ProcessorContext): void {
+    this.ctx = context;
+    this.store = context.getStateStore<KeyValueStore<FeatureState>>(FEATURES_STORE);
+  }
+
+  process({ value: candle }: StreamRecord<Candle>): void {
+    if (!candle.complete) return;
+    const state = this.store.get(candle.instrument) ?? initialFeatureState();
     if (candle.ts <= state.lastTs) {
       throw new InputError('late', 'ts', `candle ${new Date(candle.ts).toISOString()} for ${candle.instrument} is not after the last bar ${new Date(state.lastTs).toISOString()}`);
     }
     const { state: next, feature } = nextFeature(state, candle, this.params);
-    this.states.set(candle.instrument, next);
-    return feature;
+    this.store.put(candle.instrument, next);
+    this.ctx.forward({ key: feature.instrument, value: feature, timestamp: feature.ts });
   }
+}
+
+/** md.candles.v1 → features → features.v1, with the features-state store. */
+export function featuresTopology(catalog: InstrumentCatalog, params: FeatureParams = DEFAULT_FEATURE_PARAMS): Topology {
+  return new Topology()
+    .addSource('candles', TOPICS.candles.name, (v) => validateRecord('candles', v as Record<string, unknown>, catalog))
+    .addProcessor('features', () => new FeaturesProcessor(params), 'candles')
+    .addStateStore(FEATURES_STORE, () => new KeyValueStore<FeatureState>(FEATURES_STORE), 'features')
+    .addSink('features-out', TOPICS.features.name, 'features');
 }

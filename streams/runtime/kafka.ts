@@ -13,7 +13,7 @@ export { CompressionTypes };
 export interface KafkaOptions {
   brokers: string;
   clientId: string;
-  /** kafkajs log level; errors only by default, the runtime logs what matters. */
+  /** kafkajs log level (default SEP_KAFKA_LOG_LEVEL, else nothing: the runtime logs what matters). */
   logLevel?: 'nothing' | 'error' | 'warn' | 'info';
   /** Per-request timeout, ms (default 30 000). */
   requestTimeout?: number;
@@ -25,7 +25,7 @@ export function createKafka(opts: KafkaOptions): Kafka {
   const config: KafkaConfig = {
     clientId: opts.clientId,
     brokers: opts.brokers.split(',').map((b) => b.trim()).filter(Boolean),
-    logLevel: LEVELS[opts.logLevel ?? 'nothing'],
+    logLevel: LEVELS[opts.logLevel ?? (process.env.SEP_KAFKA_LOG_LEVEL as keyof typeof LEVELS | undefined) ?? 'nothing'],
     connectionTimeout: 5000,
     requestTimeout: opts.requestTimeout ?? 30_000,
     retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5000 },
@@ -34,7 +34,7 @@ export function createKafka(opts: KafkaOptions): Kafka {
 }
 
 /** Creates missing topics (never changes existing ones); returns the names created. */
-export async function ensureTopics(admin: Admin, specs: readonly TopicSpec[], defaultPartitions: number): Promise<string[]> {
+export async function ensureTopics(admin: Admin, specs: readonly Pick<TopicSpec, 'name' | 'partitions' | 'compacted'>[], defaultPartitions: number): Promise<string[]> {
   const existing = new Set(await admin.listTopics());
   const missing: ITopicConfig[] = specs.filter((t) => !existing.has(t.name)).map((t) => ({
     topic: t.name,
@@ -74,4 +74,19 @@ export async function createProducer(kafka: Kafka, opts: { idempotent?: boolean;
 export async function endOffsets(admin: Admin, topic: string): Promise<Map<number, bigint>> {
   const offsets = await admin.fetchTopicOffsets(topic);
   return new Map(offsets.map((o) => [o.partition, BigInt(o.high)]));
+}
+
+/** The group's committed offsets as `${topic}/${partition}` → next offset (partitions without one are absent). */
+export async function committedOffsets(kafka: Kafka, groupId: string, topics: string[]): Promise<Map<string, bigint>> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const out = new Map<string, bigint>();
+    for (const t of await admin.fetchOffsets({ groupId, topics })) {
+      for (const p of t.partitions) if (Number(p.offset) >= 0) out.set(`${t.topic}/${p.partition}`, BigInt(p.offset));
+    }
+    return out;
+  } finally {
+    await admin.disconnect();
+  }
 }

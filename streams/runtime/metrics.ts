@@ -11,6 +11,10 @@ export const METRIC = {
   importRecords: 'sep_import_records_total',
   sinkRows: 'sep_sink_rows_total',
   sinkBatchSeconds: 'sep_sink_batch_seconds',
+  processingSeconds: 'sep_processing_seconds',
+  consumerLag: 'sep_consumer_lag',
+  restoreSeconds: 'sep_state_restore_seconds',
+  transactionAborts: 'sep_transaction_aborts_total',
 } as const;
 
 export const registry = new client.Registry();
@@ -54,5 +58,35 @@ export const sinkBatchSeconds = new client.Histogram({
   name: METRIC.sinkBatchSeconds,
   help: 'Time to write one sink batch (rows + offsets in one transaction), seconds',
   buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+  registers: [registry],
+});
+
+export const processingSeconds = new client.Histogram({
+  name: METRIC.processingSeconds,
+  help: 'Time to process one input record (decode, validate, processors), seconds',
+  labelNames: ['application'] as const,
+  buckets: [0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05],
+  registers: [registry],
+});
+
+export const consumerLag = new client.Gauge({
+  name: METRIC.consumerLag,
+  help: 'Records between the last consumed offset and the partition end',
+  labelNames: ['group', 'topic', 'partition'] as const,
+  registers: [registry],
+});
+
+export const restoreSeconds = new client.Histogram({
+  name: METRIC.restoreSeconds,
+  help: 'Time to restore a task\'s state stores from their changelogs, seconds',
+  labelNames: ['application'] as const,
+  buckets: [0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30],
+  registers: [registry],
+});
+
+export const transactionAborts = new client.Counter({
+  name: METRIC.transactionAborts,
+  help: 'Transactions aborted after a failed batch',
+  labelNames: ['application'] as const,
   registers: [registry],
 });

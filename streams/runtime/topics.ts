@@ -24,6 +24,8 @@ export interface TopicSpec {
 export const SCHEMA_DIR = path.resolve(import.meta.dirname, '..', '..', 'schemas', 'avro');
 
 const PREFIX = topicPrefix(process.env.SEP_TOPIC_PREFIX ?? '');
+/** The namespace of this process's topics, consumer groups and Redis keys. */
+export const TOPIC_PREFIX = PREFIX;
 
 function topicPrefix(p: string): string {
   if (!/^[A-Za-z0-9._-]*$/.test(p) || p.length > 100) {

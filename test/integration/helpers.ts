@@ -55,12 +55,15 @@ export async function readTopic(topic: string): Promise<{ key: string | null; va
   await consumer.subscribe({ topic, fromBeginning: true });
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`reading ${topic} timed out`)), 60_000);
+    // END_BATCH_PROCESS also fires for batches of only transaction markers, which carry
+    // no message: the only reliable sign that a transactional partition is read to its end.
+    consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+      if (BigInt(payload.lastOffset) + 1n >= (remaining.get(payload.partition) ?? 0n)) remaining.delete(payload.partition);
+      if (remaining.size === 0) { clearTimeout(timer); resolve(); }
+    });
     consumer.run({
-      eachMessage: async ({ partition, message }) => {
-        out.push({ key: message.key?.toString() ?? null, value: message.value, partition, offset: message.offset, timestamp: message.timestamp });
-        // The high watermark counts transaction markers too, so stop at the last offset before it.
-        if (BigInt(message.offset) + 1n >= remaining.get(partition)!) remaining.delete(partition);
-        if (remaining.size === 0) { clearTimeout(timer); resolve(); }
+      eachBatch: async ({ batch }) => {
+        for (const message of batch.messages) out.push({ key: message.key?.toString() ?? null, value: message.value, partition: batch.partition, offset: message.offset, timestamp: message.timestamp });
       },
     }).catch(reject);
   });

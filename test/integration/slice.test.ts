@@ -110,7 +110,8 @@ test('sep run computes features into features.v1, TimescaleDB and Redis', async 
 test('a second sep run with the same run id writes nothing new (offsets stored with the rows)', async () => {
   const r = await sep(['run', '--run-id', ns.runId, '--until-caught-up'], ns.env);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /0 features, 0 rows written/);
+  assert.match(r.stdout, /: 0 rows written/);
+  assert.equal((await readTopic(`${ns.prefix}features.v1`)).length, good.length, 'no feature produced twice');
 });
 
 test('CSV import: a short row is rejected with its line, a file with an unknown column is refused at line 1, the other files still import', async () => {

@@ -1,0 +1,285 @@
+/**
+ * Runs a Topology on Kafka. One Task per input partition (source topics are
+ * co-partitioned); with `exactly_once`, each task has its own transactional
+ * producer whose id is stable per input partition (`<app>-task-<p>`): kafkajs
+ * implements only KIP-98 fencing (its sendOffsets carries no group generation,
+ * so KIP-447's single producer is not an option), and a stable id per
+ * partition lets a new owner fence the old one. Per consumed batch, in one
+ * transaction: the outputs, the changelog writes (stamped with the input
+ * offset that produced them), the dead letters, and the input offsets.
+ *
+ * State is restored from the compacted changelog topics
+ * (`<app>-<store>-changelog`, one partition per task) when a task is created
+ * (on first assignment, after a rebalance, after a failure) and before it
+ * processes anything; a failed transaction is aborted, the task dropped and
+ * rebuilt from its changelog, and the batch re-fetched from the committed offset.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Kafka, Producer } from 'kafkajs';
+import type { Consumer, EachBatchPayload, Message } from './kafka.ts';
+import { committedOffsets, createProducer, ensureTopics, type Admin } from './kafka.ts';
+import type { AvroSerde } from './serde.ts';
+import { DecodeError, SepError } from './errors.ts';
+import { deadLetterOf, DLQ_TOPIC } from './dead-letter.ts';
+import { Task, type TaskOutput } from './task.ts';
+import type { Topology } from './topology.ts';
+import * as metrics from './metrics.ts';
+
+export type Guarantee = 'exactly_once' | 'at_least_once';
+export type AppState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
+
+export interface StreamsAppOptions {
+  /** Consumer group, transactional-id prefix and changelog-topic prefix. */
+  applicationId: string;
+  topology: Topology;
+  kafka: Kafka;
+  admin: Admin;
+  serde: AvroSerde;
+  guarantee?: Guarantee;
+  /** Lateness tolerated behind stream time before a record is dead-lettered as `late`, ms (default 300 000). */
+  graceMs?: number;
+  /** Outputs buffered before an intermediate send inside the batch's transaction (default 5 000). */
+  maxBufferedRecords?: number;
+  log?: (line: string) => void;
+}
+
+const INPUT_TOPIC_HEADER = 'sep.input.topic';
+const INPUT_OFFSET_HEADER = 'sep.input.offset';
+
+export function changelogTopic(applicationId: string, store: string): string {
+  return `${applicationId}-${store}-changelog`;
+}
+
+export class StreamsApp {
+  state: AppState = 'created';
+  private consumer: Consumer | undefined;
+  private sharedProducer: Producer | undefined;
+  private readonly producers = new Map<number, Producer>();
+  private readonly tasks = new Map<number, Task>();
+  /** `${topic}/${partition}` → next offset the app has finished with (committed, or past trailing markers). */
+  readonly positions = new Map<string, bigint>();
+  private readonly guarantee: Guarantee;
+  private failure: Error | undefined;
+
+  constructor(private readonly opts: StreamsAppOptions) {
+    this.guarantee = opts.guarantee ?? 'exactly_once';
+  }
+
+  private log(line: string): void {
+    this.opts.log?.(`[${this.opts.applicationId}] ${line}`);
+  }
+
+  async start(): Promise<void> {
+    this.state = 'starting';
+    const { kafka, admin, topology, applicationId } = this.opts;
+    const sources = topology.sources().map((s) => s.topic);
+    const meta = await admin.fetchTopicMetadata({ topics: sources });
+    const partitions = Math.max(...meta.topics.map((t) => t.partitions.length));
+    const specs = [...topology.stores.keys()].map((store) => ({ name: changelogTopic(applicationId, store), partitions, compacted: true }));
+    await ensureTopics(admin, specs, partitions);
+    if (this.guarantee === 'at_least_once') this.sharedProducer = await createProducer(kafka);
+
+    for (const [k, v] of await committedOffsets(kafka, applicationId, sources)) this.positions.set(k, v);
+
+    const consumer = kafka.consumer({ groupId: applicationId, readUncommitted: false, allowAutoTopicCreation: false, maxBytesPerPartition: 4 * 1024 * 1024 });
+    this.consumer = consumer;
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => this.onAssignment(payload.memberAssignment));
+    consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+      // Also fires for batches of only transaction markers, which never reach eachBatch.
+      metrics.consumerLag.set({ topic: payload.topic, partition: String(payload.partition), group: applicationId }, Number(payload.offsetLag));
+      if (payload.offsetLag === '0') this.positions.set(`${payload.topic}/${payload.partition}`, BigInt(payload.highWatermark));
+    });
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      this.log(`consumer crashed (${payload.restart ? 'restarting' : 'giving up'}): ${payload.error.message}`);
+      if (!payload.restart) {
+        this.failure = payload.error;
+        this.state = 'failed';
+      }
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topics: sources, fromBeginning: true });
+    await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch: (p) => this.onBatch(p) });
+    this.state = 'running';
+    this.log(`running (${this.guarantee}) on ${sources.join(', ')}`);
+  }
+
+  /** True when every source partition is finished up to `ends` (topic → partition → high watermark). */
+  caughtUp(ends: Map<string, Map<number, bigint>>): boolean {
+    for (const [topic, parts] of ends) for (const [p, high] of parts) if (high > 0n && (this.positions.get(`${topic}/${p}`) ?? 0n) < high) return false;
+    return true;
+  }
+
+  error(): Error | undefined {
+    return this.failure;
+  }
+
+  /** Finishes the batch in progress (its transaction commits), then leaves the group and closes. */
+  async stop(): Promise<void> {
+    if (this.state === 'stopped') return;
+    this.state = 'stopping';
+    await this.consumer?.disconnect();
+    for (const task of this.tasks.values()) task.close();
+    this.tasks.clear();
+    await Promise.all([...this.producers.values()].map((p) => p.disconnect()));
+    this.producers.clear();
+    await this.sharedProducer?.disconnect();
+    this.state = 'stopped';
+    this.log('stopped');
+  }
+
+  private onAssignment(assignment: Record<string, number[]>): void {
+    const owned = new Set(Object.values(assignment).flat());
+    for (const [p, task] of this.tasks) {
+      if (owned.has(p)) continue;
+      // Revoked: the next owner restores from the changelog; if it comes back to us, so do we.
+      task.close();
+      this.tasks.delete(p);
+      const producer = this.producers.get(p);
+      this.producers.delete(p);
+      void producer?.disconnect();
+    }
+  }
+
+  private async taskFor(partition: number, heartbeat: () => Promise<void>): Promise<Task> {
+    const existing = this.tasks.get(partition);
+    if (existing) return existing;
+    const task = new Task(this.opts.topology, partition, { graceMs: this.opts.graceMs });
+    const started = Date.now();
+    for (const store of task.storeNames()) await this.restoreStore(task, store, partition, heartbeat);
+    metrics.restoreSeconds.observe({ application: this.opts.applicationId }, (Date.now() - started) / 1000);
+    this.tasks.set(partition, task);
+    return task;
+  }
+
+  /**
+   * Reads the store's changelog partition from the beginning to its end with
+   * read_committed; records stamped with an input offset at or beyond the
+   * committed input offset are ignored (they can exist only without transactions).
+   */
+  private async restoreStore(task: Task, store: string, partition: number, heartbeat: () => Promise<void>): Promise<void> {
+    const topic = changelogTopic(this.opts.applicationId, store);
+    const offsets = await this.opts.admin.fetchTopicOffsets(topic);
+    const bounds = offsets.find((o) => o.partition === partition);
+    const end = BigInt(bounds?.high ?? '0');
+    if (!bounds || end === BigInt(bounds.low)) return;
+    const target = task.store(store);
+    const consumer = this.opts.kafka.consumer({ groupId: `${this.opts.applicationId}-restore-${randomBytes(6).toString('hex')}`, readUncommitted: false, allowAutoTopicCreation: false });
+    let applied = 0;
+    let ignored = 0;
+    await consumer.connect();
+    try {
+      await consumer.subscribe({ topic, fromBeginning: true });
+      await new Promise<void>((resolve, reject) => {
+        const timer = setInterval(() => void heartbeat().catch(() => {}), 2000);
+        const finish = (err?: Error) => { clearInterval(timer); if (err) reject(err); else resolve(); };
+        consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+          if (payload.partition === partition && BigInt(payload.lastOffset) + 1n >= end) finish();
+        });
+        consumer.run({
+          eachBatch: async ({ batch }) => {
+            if (batch.partition !== partition) {
+              consumer.pause([{ topic, partitions: [batch.partition] }]);
+              return;
+            }
+            for (const m of batch.messages) {
+              const inTopic = m.headers?.[INPUT_TOPIC_HEADER]?.toString();
+              const inOffset = m.headers?.[INPUT_OFFSET_HEADER]?.toString();
+              const committed = inTopic ? this.positions.get(`${inTopic}/${partition}`) : undefined;
+              if (committed !== undefined && inOffset !== undefined && BigInt(inOffset) >= committed) {
+                ignored++;
+                continue;
+              }
+              target.restore(m.key!.toString(), m.value ? m.value.toString() : null);
+              applied++;
+            }
+          },
+        }).catch(finish);
+      });
+    } finally {
+      await consumer.disconnect();
+    }
+    this.log(`restored ${store} partition ${partition}: ${applied} changelog records${ignored ? `, ${ignored} beyond the committed input offset ignored` : ''}, ${target.size()} entries`);
+  }
+
+  private async onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    if (!isRunning() || isStale() || batch.isEmpty()) return;
+    const { topic, partition } = batch;
+    const task = await this.taskFor(partition, heartbeat);
+    const eos = this.guarantee === 'exactly_once';
+    const producer = eos ? await this.producerFor(partition) : this.sharedProducer!;
+    const txn = eos ? await producer.transaction() : undefined;
+    const sender = txn ?? producer;
+    const out = new Map<string, Message[]>();
+    let buffered = 0;
+    const flush = async () => {
+      if (buffered === 0) return;
+      const topicMessages = [...out.entries()].map(([t, messages]) => ({ topic: t, messages }));
+      out.clear();
+      buffered = 0;
+      await sender.sendBatch({ topicMessages, acks: -1 });
+    };
+    const push = (t: string, m: Message) => {
+      const list = out.get(t);
+      if (list) list.push(m); else out.set(t, [m]);
+      buffered++;
+    };
+    const last = batch.messages[batch.messages.length - 1]!.offset;
+    try {
+      for (const m of batch.messages) {
+        const timer = metrics.processingSeconds.startTimer({ application: this.opts.applicationId });
+        metrics.recordsIn.inc({ topic, processor: this.opts.applicationId });
+        let result: TaskOutput;
+        try {
+          const value = await this.opts.serde.decode(topic, m.value);
+          result = task.process(topic, Number(m.offset), m.key?.toString() ?? '', value, Number(m.timestamp));
+        } catch (err) {
+          if (!(err instanceof DecodeError)) throw err;
+          result = { outputs: [], changelog: [], rejections: [{ error: err, topic, offset: Number(m.offset) }] };
+        }
+        for (const o of result.outputs) {
+          push(o.topic, { key: o.key, value: this.opts.serde.encode(o.topic, o.value), timestamp: String(o.timestamp) });
+          metrics.recordsOut.inc({ topic: o.topic });
+        }
+        for (const c of result.changelog) {
+          const clTopic = changelogTopic(this.opts.applicationId, c.store);
+          for (const w of c.writes) push(clTopic, { key: w.key, value: w.value === null ? null : Buffer.from(w.value), partition, headers: { [INPUT_TOPIC_HEADER]: topic, [INPUT_OFFSET_HEADER]: m.offset } });
+        }
+        for (const r of result.rejections) {
+          const letter = deadLetterOf(r.error, { topic, partition, offset: Number(m.offset), key: m.key, value: m.value, ts: Number(m.timestamp) });
+          push(DLQ_TOPIC, { key: topic, value: this.opts.serde.encode(DLQ_TOPIC, letter), timestamp: m.timestamp });
+        }
+        timer();
+        if (buffered >= (this.opts.maxBufferedRecords ?? 5000)) await flush();
+      }
+      await flush();
+      const next = (BigInt(last) + 1n).toString();
+      if (txn) {
+        await txn.sendOffsets({ consumerGroupId: this.opts.applicationId, topics: [{ topic, partitions: [{ partition, offset: next }] }] });
+        await txn.commit();
+      } else {
+        await this.consumer!.commitOffsets([{ topic, partition, offset: next }]);
+      }
+      this.positions.set(`${topic}/${partition}`, BigInt(next));
+      resolveOffset(last);
+      await heartbeat();
+    } catch (err) {
+      if (txn) {
+        metrics.transactionAborts.inc({ application: this.opts.applicationId });
+        await txn.abort().catch(() => {});
+      }
+      // The task's in-memory state may be ahead of what committed: rebuild it from the changelog.
+      this.tasks.get(partition)?.close();
+      this.tasks.delete(partition);
+      this.log(`batch ${topic}[${partition}] ${batch.firstOffset()}..${last} failed, transaction aborted, task will be restored: ${(err as Error).message}`);
+      throw err instanceof SepError ? err : new SepError('KAFKA_UNAVAILABLE', `processing ${topic}[${partition}] failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  private async producerFor(partition: number): Promise<Producer> {
+    const existing = this.producers.get(partition);
+    if (existing) return existing;
+    const producer = await createProducer(this.opts.kafka, { transactionalId: `${this.opts.applicationId}-task-${partition}` });
+    this.producers.set(partition, producer);
+    return producer;
+  }
+}
