@@ -38,11 +38,19 @@ export class FeaturesProcessor implements Processor<Candle> {
   }
 }
 
+export interface FeaturesTopologyOptions {
+  params?: FeatureParams;
+  /** Input topic (default md.candles.v1). */
+  candlesTopic?: string;
+  /** Output topic (default features.v1); it must carry the features.v1 schema. */
+  featuresTopic?: string;
+}
+
 /** md.candles.v1 → features → features.v1, with the features-state store. */
-export function featuresTopology(catalog: InstrumentCatalog, params: FeatureParams = DEFAULT_FEATURE_PARAMS): Topology {
+export function featuresTopology(catalog: InstrumentCatalog, opts: FeaturesTopologyOptions = {}): Topology {
   return new Topology()
-    .addSource('candles', TOPICS.candles.name, (v) => validateRecord('candles', v as Record<string, unknown>, catalog))
-    .addProcessor('features', () => new FeaturesProcessor(params), 'candles')
+    .addSource('candles', opts.candlesTopic ?? TOPICS.candles.name, (v) => validateRecord('candles', v as Record<string, unknown>, catalog))
+    .addProcessor('features', () => new FeaturesProcessor(opts.params ?? DEFAULT_FEATURE_PARAMS), 'candles')
     .addStateStore(FEATURES_STORE, () => new KeyValueStore<FeatureState>(FEATURES_STORE), 'features')
-    .addSink('features-out', TOPICS.features.name, 'features');
+    .addSink('features-out', opts.featuresTopic ?? TOPICS.features.name, 'features');
 }
