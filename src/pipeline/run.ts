@@ -64,8 +64,8 @@ export async function runPipeline(o: RunOptions): Promise<RunSummary> {
     if (o.untilCaughtUp) {
       const deadline = Date.now() + (o.timeoutMs ?? 600_000);
       let lastReport = Date.now();
-      const wait = async (what: string, done: () => boolean) => {
-        while (!done()) {
+      const wait = async (what: string, done: () => boolean | Promise<boolean>) => {
+        while (!(await done())) {
           if (Date.now() - lastReport > 5000) {
             lastReport = Date.now();
             o.log(`waiting for ${what} to catch up: ${describePositions({ features: app.positions, sink: sink.positions(), snapshot: snapshot.positions })}`);

@@ -37,6 +37,9 @@ export class AvroSerde {
   async register(spec: TopicSpec, schema: string = loadSchema(spec)): Promise<number> {
     let id: number;
     try {
+      // Set the subject's level first: the client registers, then sets BACKWARD on a new
+      // subject, so two processes registering it at once would see each other half-way.
+      await this.setCompatibility(subjectOf(spec.name), 'BACKWARD');
       ({ id } = await this.registry.register({ type: SchemaType.AVRO, schema }, { subject: subjectOf(spec.name), compatibility: COMPATIBILITY.BACKWARD }));
     } catch (err) {
       const status = (err as { status?: number }).status;
@@ -47,6 +50,26 @@ export class AvroSerde {
     }
     this.writers.set(spec.name, { id, type: avro.Type.forSchema(JSON.parse(schema)) });
     return id;
+  }
+
+  private async setCompatibility(subject: string, level: 'BACKWARD'): Promise<void> {
+    const url = `${this.registryUrl.replace(/\/$/, '')}/config/${encodeURIComponent(subject)}`;
+    const call = async (init?: RequestInit) => {
+      try {
+        return await fetch(url, { ...init, headers: { 'content-type': 'application/vnd.schemaregistry.v1+json' }, signal: AbortSignal.timeout(5000) });
+      } catch (err) {
+        throw new UnavailableError('REGISTRY_UNAVAILABLE', `schema registry at ${this.registryUrl} unreachable: ${(err as Error).message}; check SCHEMA_REGISTRY_URL or run \`npm run stack:up\``, { cause: err });
+      }
+    };
+    for (let attempt = 1; ; attempt++) {
+      const res = await call({ method: 'PUT', body: JSON.stringify({ compatibility: level }) });
+      if (res.ok) return;
+      // Apicurio answers 409 when another process creates the same rule at the same moment.
+      const now = await call();
+      if (now.ok && ((await now.json()) as { compatibilityLevel?: string }).compatibilityLevel === level) return;
+      if (attempt >= 5) throw new UnavailableError('REGISTRY_UNAVAILABLE', `schema registry at ${this.registryUrl} refused to set ${level} on ${subject}: HTTP ${res.status} ${await res.text()}`);
+      await new Promise((r) => setTimeout(r, 100 * attempt));
+    }
   }
 
   encode(topic: string, value: unknown): Buffer {

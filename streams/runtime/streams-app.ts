@@ -60,6 +60,7 @@ export class StreamsApp {
   readonly positions = new Map<string, bigint>();
   private readonly guarantee: Guarantee;
   private failure: Error | undefined;
+  private readonly committedOnce = new Set<string>();
 
   constructor(private readonly opts: StreamsAppOptions) {
     this.guarantee = opts.guarantee ?? 'exactly_once';
@@ -81,7 +82,8 @@ export class StreamsApp {
 
     for (const [k, v] of await committedOffsets(kafka, applicationId, sources)) this.positions.set(k, v);
 
-    const consumer = kafka.consumer({ groupId: applicationId, readUncommitted: false, allowAutoTopicCreation: false, maxBytesPerPartition: 4 * 1024 * 1024 });
+    // A short session: a crashed member blocks its partitions until it expires (ms).
+    const consumer = kafka.consumer({ groupId: applicationId, readUncommitted: false, allowAutoTopicCreation: false, maxBytesPerPartition: 4 * 1024 * 1024, sessionTimeout: 10_000, heartbeatInterval: 1_000, maxWaitTimeInMs: 1000 });
     this.consumer = consumer;
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => this.onAssignment(payload.memberAssignment));
     consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
@@ -103,10 +105,18 @@ export class StreamsApp {
     this.log(`running (${this.guarantee}) on ${sources.join(', ')}`);
   }
 
-  /** True when every source partition is finished up to `ends` (topic → partition → high watermark). */
-  caughtUp(ends: Map<string, Map<number, bigint>>): boolean {
-    for (const [topic, parts] of ends) for (const [p, high] of parts) if (high > 0n && (this.positions.get(`${topic}/${p}`) ?? 0n) < high) return false;
-    return true;
+  /**
+   * True when every source partition is finished up to `ends` (topic → partition →
+   * high watermark) — by this instance, or by another member of the group (its
+   * committed offsets are checked when ours fall short: a caught-up partition
+   * sends no batches that would tell us).
+   */
+  async caughtUp(ends: Map<string, Map<number, bigint>>): Promise<boolean> {
+    const behind = () => [...ends].some(([topic, parts]) => [...parts].some(([p, high]) => high > 0n && (this.positions.get(`${topic}/${p}`) ?? 0n) < high));
+    if (!behind()) return true;
+    const committed = await committedOffsets(this.opts.kafka, this.opts.applicationId, [...ends.keys()]);
+    for (const [k, v] of committed) if (v > (this.positions.get(k) ?? 0n)) this.positions.set(k, v);
+    return !behind();
   }
 
   error(): Error | undefined {
@@ -204,14 +214,18 @@ export class StreamsApp {
   private async onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
     if (!isRunning() || isStale() || batch.isEmpty()) return;
     const { topic, partition } = batch;
-    const task = await this.taskFor(partition, heartbeat);
     const eos = this.guarantee === 'exactly_once';
     const producer = eos ? await this.producerFor(partition) : this.sharedProducer!;
+    // Beginning the transaction first matters: its InitProducerId fences a crashed
+    // predecessor and aborts its open transaction, whose changelog records would
+    // otherwise hold the restore below (read_committed) until the transaction timeout.
     const txn = eos ? await producer.transaction() : undefined;
     const sender = txn ?? producer;
     const out = new Map<string, Message[]>();
     let buffered = 0;
     const flush = async () => {
+      for (const { topic: clTopic, ...m } of changelog.values()) push(clTopic, { ...m, value: m.value === null || m.value === undefined ? null : Buffer.from(m.value as string) });
+      changelog.clear();
       if (buffered === 0) return;
       const topicMessages = [...out.entries()].map(([t, messages]) => ({ topic: t, messages }));
       out.clear();
@@ -224,7 +238,11 @@ export class StreamsApp {
       buffered++;
     };
     const last = batch.messages[batch.messages.length - 1]!.offset;
+    // Changelog writes are coalesced per store key until the next send: only the
+    // last value of a key in a transaction matters to a restore.
+    const changelog = new Map<string, Message & { topic: string }>();
     try {
+      const task = await this.taskFor(partition, heartbeat);
       for (const m of batch.messages) {
         const timer = metrics.processingSeconds.startTimer({ application: this.opts.applicationId });
         metrics.recordsIn.inc({ topic, processor: this.opts.applicationId });
@@ -242,14 +260,14 @@ export class StreamsApp {
         }
         for (const c of result.changelog) {
           const clTopic = changelogTopic(this.opts.applicationId, c.store);
-          for (const w of c.writes) push(clTopic, { key: w.key, value: w.value === null ? null : Buffer.from(w.value), partition, headers: { [INPUT_TOPIC_HEADER]: topic, [INPUT_OFFSET_HEADER]: m.offset } });
+          for (const w of c.writes) changelog.set(`${clTopic}\u0000${w.key}`, { topic: clTopic, key: w.key, value: w.value, partition, headers: { [INPUT_TOPIC_HEADER]: topic, [INPUT_OFFSET_HEADER]: m.offset } });
         }
         for (const r of result.rejections) {
           const letter = deadLetterOf(r.error, { topic, partition, offset: Number(m.offset), key: m.key, value: m.value, ts: Number(m.timestamp) });
           push(DLQ_TOPIC, { key: topic, value: this.opts.serde.encode(DLQ_TOPIC, letter), timestamp: m.timestamp });
         }
         timer();
-        if (buffered >= (this.opts.maxBufferedRecords ?? 5000)) await flush();
+        if (buffered + changelog.size >= (this.opts.maxBufferedRecords ?? 5000)) await flush();
       }
       await flush();
       const next = (BigInt(last) + 1n).toString();
@@ -259,9 +277,12 @@ export class StreamsApp {
       } else {
         await this.consumer!.commitOffsets([{ topic, partition, offset: next }]);
       }
+      if (!this.positions.has(`${topic}/${partition}`) || !this.committedOnce.has(`${topic}/${partition}`)) {
+        this.committedOnce.add(`${topic}/${partition}`);
+        this.log(`first batch committed on ${topic}[${partition}] (up to offset ${next})`);
+      }
       this.positions.set(`${topic}/${partition}`, BigInt(next));
       resolveOffset(last);
-      await heartbeat();
     } catch (err) {
       if (txn) {
         metrics.transactionAborts.inc({ application: this.opts.applicationId });
@@ -271,8 +292,11 @@ export class StreamsApp {
       this.tasks.get(partition)?.close();
       this.tasks.delete(partition);
       this.log(`batch ${topic}[${partition}] ${batch.firstOffset()}..${last} failed, transaction aborted, task will be restored: ${(err as Error).message}`);
-      throw err instanceof SepError ? err : new SepError('KAFKA_UNAVAILABLE', `processing ${topic}[${partition}] failed: ${(err as Error).message}`, { cause: err });
+      // Rethrown as is: kafkajs tells a rebalance or a retriable broker error from a fatal one by its type.
+      throw err;
     }
+    // After the commit: a rebalance noticed here costs nothing, the batch is already done.
+    await heartbeat().catch((err: Error) => this.log(`heartbeat after commit: ${err.message}`));
   }
 
   private async producerFor(partition: number): Promise<Producer> {

@@ -104,11 +104,19 @@ function groupByKey(features: Feature[]): Map<string, Feature[]> {
 
 export interface Worker { child: ChildProcess; output: () => string; exited: Promise<number | null> }
 
+const workers = new Set<ChildProcess>();
+
+export function killAllWorkers(): void {
+  for (const w of workers) w.kill('SIGKILL');
+}
+
 export function startWorker(ns: Namespace, applicationId: string, args: string[] = []): Worker {
   const t = topicsOf(ns);
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/integration/fixtures/features-worker.ts'), applicationId, t.candles, t.features, ...args], {
     cwd: ROOT, env: { ...process.env, ...ns.env, SEP_INSTRUMENTS: INSTRUMENTS.join(',') },
   });
+  workers.add(child);
+  child.on('exit', () => workers.delete(child));
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
