@@ -44,6 +44,8 @@ export interface StreamsAppOptions {
 }
 
 const INPUT_TOPIC_HEADER = 'sep.input.topic';
+/** Longest a state restore may go without finishing before the batch fails and is retried (ms). */
+const RESTORE_TIMEOUT_MS = 60_000;
 const INPUT_OFFSET_HEADER = 'sep.input.offset';
 
 export function changelogTopic(applicationId: string, store: string): string {
@@ -181,7 +183,9 @@ export class StreamsApp {
       await consumer.subscribe({ topic, fromBeginning: true });
       await new Promise<void>((resolve, reject) => {
         const timer = setInterval(() => void heartbeat().catch(() => {}), 2000);
-        const finish = (err?: Error) => { clearInterval(timer); if (err) reject(err); else resolve(); };
+        // A restore that stops advancing fails the batch (it is retried with a fresh reader) instead of hanging.
+        const deadline = setTimeout(() => finish(new Error(`restoring ${store} partition ${partition} did not reach offset ${end} of ${topic} within ${RESTORE_TIMEOUT_MS / 1000} s (${applied} records applied)`)), RESTORE_TIMEOUT_MS);
+        const finish = (err?: Error) => { clearInterval(timer); clearTimeout(deadline); if (err) reject(err); else resolve(); };
         consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
           if (payload.partition === partition && BigInt(payload.lastOffset) + 1n >= end) finish();
         });
