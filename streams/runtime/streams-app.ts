@@ -63,6 +63,7 @@ export class StreamsApp {
   private readonly guarantee: Guarantee;
   private failure: Error | undefined;
   private readonly committedOnce = new Set<string>();
+  private lastCommittedCheck = 0;
 
   constructor(private readonly opts: StreamsAppOptions) {
     this.guarantee = opts.guarantee ?? 'exactly_once';
@@ -116,8 +117,15 @@ export class StreamsApp {
   async caughtUp(ends: Map<string, Map<number, bigint>>): Promise<boolean> {
     const behind = () => [...ends].some(([topic, parts]) => [...parts].some(([p, high]) => high > 0n && (this.positions.get(`${topic}/${p}`) ?? 0n) < high));
     if (!behind()) return true;
-    const committed = await committedOffsets(this.opts.kafka, this.opts.applicationId, [...ends.keys()]);
-    for (const [k, v] of committed) if (v > (this.positions.get(k) ?? 0n)) this.positions.set(k, v);
+    // At most every 2 s, on the app's own admin connection: callers poll this in a tight loop.
+    if (Date.now() - this.lastCommittedCheck < 2000) return false;
+    this.lastCommittedCheck = Date.now();
+    for (const t of await this.opts.admin.fetchOffsets({ groupId: this.opts.applicationId, topics: [...ends.keys()] })) {
+      for (const p of t.partitions) {
+        const k = `${t.topic}/${p.partition}`;
+        if (Number(p.offset) >= 0 && BigInt(p.offset) > (this.positions.get(k) ?? 0n)) this.positions.set(k, BigInt(p.offset));
+      }
+    }
     return !behind();
   }
 
