@@ -86,7 +86,7 @@ export class StreamsApp {
     for (const [k, v] of await committedOffsets(kafka, applicationId, sources)) this.positions.set(k, v);
 
     // A short session: a crashed member blocks its partitions until it expires (ms).
-    const consumer = kafka.consumer({ groupId: applicationId, readUncommitted: false, allowAutoTopicCreation: false, maxBytesPerPartition: 4 * 1024 * 1024, sessionTimeout: 10_000, heartbeatInterval: 1_000, maxWaitTimeInMs: 1000 });
+    const consumer = kafka.consumer({ groupId: applicationId, readUncommitted: false, allowAutoTopicCreation: false, maxBytesPerPartition: 1024 * 1024, sessionTimeout: 10_000, heartbeatInterval: 1_000, maxWaitTimeInMs: 1000 });
     this.consumer = consumer;
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => this.onAssignment(payload.memberAssignment));
     consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
@@ -279,7 +279,11 @@ export class StreamsApp {
           push(DLQ_TOPIC, { key: topic, value: this.opts.serde.encode(DLQ_TOPIC, letter), timestamp: m.timestamp });
         }
         timer();
-        if (buffered + changelog.size >= (this.opts.maxBufferedRecords ?? 5000)) await flush();
+        if (buffered + changelog.size >= (this.opts.maxBufferedRecords ?? 5000)) {
+          await flush();
+          // A long batch must keep the session alive (10 s); a rebalance noticed here aborts the transaction.
+          await heartbeat();
+        }
       }
       await flush();
       const next = (BigInt(last) + 1n).toString();
