@@ -8,6 +8,8 @@ import type { Kafka } from 'kafkajs';
 import type { Redis } from 'ioredis';
 import { committedOffsets, type Consumer, type EachBatchPayload } from '../../streams/runtime/kafka.ts';
 import type { AvroSerde } from '../../streams/runtime/serde.ts';
+import { DecodeError } from '../../streams/runtime/errors.ts';
+import { deadLetters } from '../../streams/runtime/metrics.ts';
 
 // KEYS[1] = hash, ARGV = field, ts, json, field, ts, json, ...; the hash `${KEYS[1]}:ts` holds each field's timestamp.
 const NEWER_WINS = `
@@ -58,7 +60,15 @@ export class LatestSnapshot {
   private async onBatch({ batch }: EachBatchPayload): Promise<void> {
     const latest = new Map<string, { ts: number; json: string }>();
     for (const m of batch.messages) {
-      const value = await this.opts.serde.decode<Record<string, unknown>>(this.opts.topic, m.value);
+      let value: Record<string, unknown>;
+      try {
+        value = await this.opts.serde.decode<Record<string, unknown>>(this.opts.topic, m.value);
+      } catch (err) {
+        // The snapshot is only a mirror (the record stays on its topic): count it and go on.
+        if (!(err instanceof DecodeError)) throw err;
+        deadLetters.inc({ reason: err.reason, topic: this.opts.topic });
+        continue;
+      }
       const ts = Number(m.timestamp);
       latest.set(m.key?.toString() ?? '', { ts, json: JSON.stringify({ ...value, ts: new Date(ts).toISOString() }) });
     }

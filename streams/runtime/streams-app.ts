@@ -19,7 +19,7 @@ import type { Kafka, Producer } from 'kafkajs';
 import type { Consumer, EachBatchPayload, Message } from './kafka.ts';
 import { committedOffsets, createProducer, ensureTopics, type Admin } from './kafka.ts';
 import type { AvroSerde } from './serde.ts';
-import { DecodeError, SepError } from './errors.ts';
+import { DecodeError } from './errors.ts';
 import { deadLetterOf, DLQ_TOPIC } from './dead-letter.ts';
 import { Task, type TaskOutput } from './task.ts';
 import type { Topology } from './topology.ts';
