@@ -178,6 +178,10 @@ function writeServerProperties(): string {
     'min.insync.replicas=1',
     // Local runs join consumer groups often; the 3 s default only adds latency.
     'group.initial.rebalance.delay.ms=0',
+    // Recorded days carry their original timestamps: time-based retention
+    // (7 days by default, checked 30 s after start and every 5 min) deleted a
+    // replayed day minutes after import, under the consumers' feet.
+    'log.retention.ms=-1',
   ];
   writeFileSync(file, `${lines.join('\n')}\n`);
   return file;

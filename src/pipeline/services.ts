@@ -6,7 +6,7 @@
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import type { Kafka } from 'kafkajs';
-import { connectAdmin, createKafka, ensureTopics, type Admin } from '../../streams/runtime/kafka.ts';
+import { connectAdmin, createKafka, ensureTopics, timeRetainedTopics, type Admin } from '../../streams/runtime/kafka.ts';
 import { AvroSerde } from '../../streams/runtime/serde.ts';
 import { TOPICS } from '../../streams/runtime/topics.ts';
 import { UnavailableError } from '../../streams/runtime/errors.ts';
@@ -34,6 +34,9 @@ export async function connectServices(opts: { clientId?: string; log?: (line: st
   const admin = await connectAdmin(kafka, urls.KAFKA_BROKERS);
   const created = await ensureTopics(admin, Object.values(TOPICS), config.SEP_PARTITIONS);
   if (created.length) opts.log?.(`created topics ${created.join(', ')}`);
+  for (const { topic, retentionMs } of await timeRetainedTopics(admin, Object.values(TOPICS).filter((t) => !t.compacted).map((t) => t.name))) {
+    opts.log?.(`warning: topic ${topic} deletes records older than ${(retentionMs / 3_600_000).toFixed(1)} h by their timestamps, so a recorded day older than that disappears within minutes of import; fix: kafka-configs --alter --entity-type topics --entity-name ${topic} --add-config retention.ms=-1`);
+  }
   const serde = new AvroSerde(urls.SCHEMA_REGISTRY_URL);
   await serde.registerAll();
   return { urls, kafka, admin, serde, close: () => admin.disconnect() };

@@ -3,7 +3,7 @@
  * it small so the client can be swapped (@platformatic/kafka is the maintained
  * pure-JS alternative once we are on Node 22).
  */
-import { Kafka, logLevel, CompressionTypes, Partitioners, type Admin, type Consumer, type Producer, type ITopicConfig, type Message, type KafkaConfig } from 'kafkajs';
+import kafkajs, { Kafka, logLevel, CompressionTypes, Partitioners, type Admin, type Consumer, type Producer, type ITopicConfig, type Message, type KafkaConfig } from 'kafkajs';
 import { UnavailableError } from './errors.ts';
 import type { TopicSpec } from './topics.ts';
 
@@ -33,6 +33,17 @@ export function createKafka(opts: KafkaOptions): Kafka {
   return new Kafka(config);
 }
 
+/**
+ * Topic configs for every topic the pipeline creates. No time-based retention:
+ * records carry event time (a recorded day replayed today is days old), and
+ * Kafka deletes a segment once its newest timestamp is older than retention.ms
+ * — a 7-day default removed a freshly imported day within 5 minutes. Bound
+ * size with retention.bytes on a real cluster if needed.
+ */
+export function topicConfigEntries(compacted: boolean | undefined): { name: string; value: string }[] {
+  return [{ name: 'cleanup.policy', value: compacted ? 'compact' : 'delete' }, { name: 'retention.ms', value: '-1' }];
+}
+
 /** Creates missing topics (never changes existing ones); returns the names created. */
 export async function ensureTopics(admin: Admin, specs: readonly Pick<TopicSpec, 'name' | 'partitions' | 'compacted'>[], defaultPartitions: number): Promise<string[]> {
   const existing = new Set(await admin.listTopics());
@@ -40,10 +51,25 @@ export async function ensureTopics(admin: Admin, specs: readonly Pick<TopicSpec,
     topic: t.name,
     numPartitions: t.partitions ?? defaultPartitions,
     replicationFactor: -1, // broker default: 1 on the local stack, 3 on a real cluster
-    configEntries: t.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
+    configEntries: topicConfigEntries(t.compacted),
   }));
   if (missing.length > 0) await admin.createTopics({ topics: missing, waitForLeaders: true });
   return missing.map((t) => t.topic);
+}
+
+/**
+ * Topics among `names` that delete records by age (a finite retention.ms with
+ * the delete policy), with their retention: old event timestamps make Kafka
+ * drop such data within minutes. Returned so the caller can warn.
+ */
+export async function timeRetainedTopics(admin: Admin, names: readonly string[]): Promise<{ topic: string; retentionMs: number }[]> {
+  if (names.length === 0) return [];
+  const { resources } = await admin.describeConfigs({ includeSynonyms: false, resources: names.map((name) => ({ type: kafkajs.ConfigResourceTypes.TOPIC, name, configNames: ['retention.ms', 'cleanup.policy'] })) });
+  return resources.flatMap((r) => {
+    const get = (n: string) => r.configEntries.find((e) => e.configName === n)?.configValue;
+    const retentionMs = Number(get('retention.ms'));
+    return get('cleanup.policy')?.includes('delete') && retentionMs >= 0 ? [{ topic: r.resourceName, retentionMs }] : [];
+  });
 }
 
 /** Connects an admin client, failing with a message that says how to fix an unreachable broker. */
