@@ -449,7 +449,7 @@ async function streamsRun(ends: Map<string, Map<number, bigint>>, guarantee: Gua
   const uninstall = profile ? installRecordProfiler(serde as unknown as { decode: unknown; encode: unknown }, rec) : () => {};
   const outBefore = await counterValue(metrics.recordsOut, { topic: TOPICS.features.name });
   const dlqBefore = await counterValue(metrics.recordsOut, { topic: TOPICS.deadLetters.name });
-  const app = new StreamsApp({ applicationId, topology: featuresTopology(catalog), kafka: client, admin, serde, guarantee, log: (l) => log(l) });
+  const app = new StreamsApp({ applicationId, topology: featuresTopology(catalog, { ticksTopic: null }), kafka: client, admin, serde, guarantee, log: (l) => log(l) });
   const session = profile ? new Session() : undefined;
   if (session) {
     session.connect();

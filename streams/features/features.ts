@@ -8,7 +8,9 @@
  *   ewma_vol = σ_t per bar (not annualised);
  * - true range from the second bar and ATR(14) with Wilder smoothing, seeded as
  *   TA-Lib does: the first ATR, at bar index 14, is the mean of TR[1..14];
- * - volume_usd = volume · close (quote-currency notional; for USD-quoted pairs, USD).
+ * - volume_usd = volume · close (quote-currency notional; for USD-quoted pairs, USD);
+ * - spread_bps = mean of (ask − bid)/mid · 1e4 over the ticks of the bar, i.e.
+ *   with ts in (close time − 60 s, close time]; null when the bar had no tick.
  *
  * The state per instrument is a plain object so a state store can hold it.
  * A gap in the candles does not reset anything: span integrity is the gates'
@@ -37,6 +39,7 @@ export interface Feature {
   true_range: number | null;
   atr14: number | null;
   volume_usd: number;
+  spread_bps: number | null;
 }
 
 export interface FeatureState {
@@ -48,10 +51,14 @@ export interface FeatureState {
   /** Sum of TR[1..barIndex] until the ATR is seeded. */
   trSum: number;
   atr: number | null;
+  /** Close time of the bar the tick spreads below belong to; null when none. */
+  spreadBarEnd: number | null;
+  spreadSum: number;
+  spreadCount: number;
 }
 
 export function initialFeatureState(): FeatureState {
-  return { barIndex: -1, lastTs: -Infinity, prevClose: null, variance: null, trSum: 0, atr: null };
+  return { barIndex: -1, lastTs: -Infinity, prevClose: null, variance: null, trSum: 0, atr: null, spreadBarEnd: null, spreadSum: 0, spreadCount: 0 };
 }
 
 /** Advances the state by one complete candle and returns the feature vector. Pure. */
@@ -71,11 +78,25 @@ export function nextFeature(state: FeatureState, c: Candle, p: FeatureParams = D
     else atr = wilderStep(atr!, tr, p.atrPeriod);
   }
   return {
-    state: { barIndex, lastTs: c.ts, prevClose: c.close, variance, trSum, atr },
+    state: { barIndex, lastTs: c.ts, prevClose: c.close, variance, trSum, atr, spreadBarEnd: null, spreadSum: 0, spreadCount: 0 },
     feature: {
       instrument: c.instrument, granularity: c.granularity, ts: c.ts, bar_index: barIndex, close: c.close,
       log_return: logReturn, ewma_vol: variance === null ? null : Math.sqrt(variance), true_range: tr,
       atr14: atr, volume_usd: c.volume * c.close,
+      spread_bps: state.spreadBarEnd === c.ts && state.spreadCount > 0 ? state.spreadSum / state.spreadCount : null,
     },
   };
+}
+
+/** The bar a tick at `ts` belongs to, by close time: ticks in (T − barMs, T] belong to the bar closing at T. */
+export function barEndOf(ts: number, barMs = 60_000): number {
+  return Math.ceil(ts / barMs) * barMs;
+}
+
+/** Adds one tick's spread to the bar it belongs to (a new bar starts the sums afresh). Pure. */
+export function addTickSpread(state: FeatureState, tickTs: number, bid: number, ask: number): FeatureState {
+  const end = barEndOf(tickTs);
+  const bps = ((ask - bid) / ((ask + bid) / 2)) * 1e4;
+  if (state.spreadBarEnd === end) return { ...state, spreadSum: state.spreadSum + bps, spreadCount: state.spreadCount + 1 };
+  return { ...state, spreadBarEnd: end, spreadSum: bps, spreadCount: 1 };
 }

@@ -5,6 +5,8 @@
 import client from 'prom-client';
 
 export const METRIC = {
+  bufferedRecords: 'sep_input_buffered_records',
+  inputPauses: 'sep_input_pauses_total',
   recordsIn: 'sep_records_in_total',
   recordsOut: 'sep_records_out_total',
   deadLetters: 'sep_dead_letters_total',
@@ -88,5 +90,19 @@ export const transactionAborts = new client.Counter({
   name: METRIC.transactionAborts,
   help: 'Transactions aborted after a failed batch',
   labelNames: ['application'] as const,
+  registers: [registry],
+});
+
+export const bufferedRecords = new client.Gauge({
+  name: METRIC.bufferedRecords,
+  help: 'Records fetched but not yet processed (waiting for the timestamp merge or the task), by topic and partition',
+  labelNames: ['application', 'topic', 'partition'] as const,
+  registers: [registry],
+});
+
+export const inputPauses = new client.Counter({
+  name: METRIC.inputPauses,
+  help: 'Times an input partition was paused because too many of its records waited (backpressure)',
+  labelNames: ['application', 'topic'] as const,
   registers: [registry],
 });

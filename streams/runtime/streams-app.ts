@@ -15,13 +15,14 @@
  * rebuilt from its changelog, and the batch re-fetched from the committed offset.
  */
 import { randomBytes } from 'node:crypto';
-import type { Kafka, Producer } from 'kafkajs';
-import type { Consumer, EachBatchPayload, Message } from './kafka.ts';
+import type { Kafka, Producer, Transaction } from 'kafkajs';
+import type { Consumer, EachBatchPayload, KafkaMessage, Message } from './kafka.ts';
 import { committedOffsets, createProducer, ensureTopics, type Admin } from './kafka.ts';
 import type { AvroSerde } from './serde.ts';
 import { DecodeError } from './errors.ts';
 import { deadLetterOf, DLQ_TOPIC } from './dead-letter.ts';
-import { Task, type TaskOutput } from './task.ts';
+import { STREAM_TIME_STORE, Task, type TaskOutput } from './task.ts';
+import { PartitionInput } from './partition-input.ts';
 import type { Topology } from './topology.ts';
 import * as metrics from './metrics.ts';
 
@@ -40,6 +41,8 @@ export interface StreamsAppOptions {
   graceMs?: number;
   /** Outputs buffered before an intermediate send inside the batch's transaction (default 5 000). */
   maxBufferedRecords?: number;
+  /** Fetched records waiting per input partition before it is paused (backpressure; default 20 000). */
+  maxQueuedRecords?: number;
   log?: (line: string) => void;
 }
 
@@ -58,6 +61,12 @@ export class StreamsApp {
   private sharedProducer: Producer | undefined;
   private readonly producers = new Map<number, Producer>();
   private readonly tasks = new Map<number, Task>();
+  /** Per partition: fetched records not yet processed, merged by timestamp across the source topics. */
+  private readonly inputs = new Map<number, PartitionInput<KafkaMessage>>();
+  /** Per partition: the tail of its serial work (batches, and kicks after marker-only fetches). */
+  private readonly chains = new Map<number, Promise<void>>();
+  private readonly paused = new Set<string>();
+  private sources: string[] = [];
   /** `${topic}/${partition}` → next offset the app has finished with (committed, or past trailing markers). */
   readonly positions = new Map<string, bigint>();
   private readonly guarantee: Guarantee;
@@ -77,9 +86,10 @@ export class StreamsApp {
     this.state = 'starting';
     const { kafka, admin, topology, applicationId } = this.opts;
     const sources = topology.sources().map((s) => s.topic);
+    this.sources = sources;
     const meta = await admin.fetchTopicMetadata({ topics: sources });
     const partitions = Math.max(...meta.topics.map((t) => t.partitions.length));
-    const specs = [...topology.stores.keys()].map((store) => ({ name: changelogTopic(applicationId, store), partitions, compacted: true }));
+    const specs = [...topology.stores.keys(), STREAM_TIME_STORE].map((store) => ({ name: changelogTopic(applicationId, store), partitions, compacted: true }));
     await ensureTopics(admin, specs, partitions);
     if (this.guarantee === 'at_least_once') this.sharedProducer = await createProducer(kafka);
 
@@ -90,9 +100,16 @@ export class StreamsApp {
     this.consumer = consumer;
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => this.onAssignment(payload.memberAssignment));
     consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
-      // Also fires for batches of only transaction markers, which never reach eachBatch.
-      metrics.consumerLag.set({ topic: payload.topic, partition: String(payload.partition), group: applicationId }, Number(payload.offsetLag));
-      if (payload.offsetLag === '0') this.positions.set(`${payload.topic}/${payload.partition}`, BigInt(payload.highWatermark));
+      // Also fires for fetches of only transaction markers or aborted records, which never reach eachBatch.
+      const { topic, partition } = payload;
+      metrics.consumerLag.set({ topic, partition: String(partition), group: applicationId }, Number(payload.offsetLag));
+      const input = this.inputs.get(partition);
+      if (!input || payload.lastOffset === null) return;
+      input.observe(topic, BigInt(payload.lastOffset), BigInt(payload.highWatermark));
+      // Nothing waiting: everything up to here is finished with (committed, or markers).
+      if (input.buffered() === 0) this.positions.set(`${topic}/${partition}`, input.committable().get(topic)!);
+      // A source that just reached its end may unblock records of the others.
+      else void this.serially(partition, () => this.runPartition(partition, async () => {})).catch(() => {});
     });
     consumer.on(consumer.events.CRASH, ({ payload }) => {
       this.log(`consumer crashed (${payload.restart ? 'restarting' : 'giving up'}): ${payload.error.message}`);
@@ -138,6 +155,7 @@ export class StreamsApp {
     if (this.state === 'stopped') return;
     this.state = 'stopping';
     await this.consumer?.disconnect();
+    await Promise.all(this.chains.values());
     for (const task of this.tasks.values()) task.close();
     this.tasks.clear();
     await Promise.all([...this.producers.values()].map((p) => p.disconnect()));
@@ -149,11 +167,13 @@ export class StreamsApp {
 
   private onAssignment(assignment: Record<string, number[]>): void {
     const owned = new Set(Object.values(assignment).flat());
+    for (const p of this.inputs.keys()) if (!owned.has(p)) this.dropInput(p);
     for (const [p, task] of this.tasks) {
       if (owned.has(p)) continue;
       // Revoked: the next owner restores from the changelog; if it comes back to us, so do we.
       task.close();
       this.tasks.delete(p);
+      this.dropInput(p);
       const producer = this.producers.get(p);
       this.producers.delete(p);
       void producer?.disconnect();
@@ -223,19 +243,99 @@ export class StreamsApp {
     this.log(`restored ${store} partition ${partition}: ${applied} changelog records${ignored ? `, ${ignored} beyond the committed input offset ignored` : ''}, ${target.size()} entries`);
   }
 
+  /**
+   * A fetched batch joins its partition's input; kafkajs may fetch on (its
+   * position is resolved at once), while what is committed — through
+   * sendOffsets, in the transaction — covers only processed records.
+   */
   private async onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
-    if (!isRunning() || isStale() || batch.isEmpty()) return;
+    if (!isRunning() || isStale()) return;
     const { topic, partition } = batch;
+    const input = this.inputs.get(partition) ?? await this.createInput(partition);
+    input.append(topic, batch.messages, BigInt(batch.lastOffset()), BigInt(batch.highWatermark));
+    resolveOffset(batch.lastOffset());
+    if (input.buffered(topic) >= (this.opts.maxQueuedRecords ?? 20_000)) this.pause(topic, partition);
+    await this.serially(partition, () => this.runPartition(partition, heartbeat));
+  }
+
+  private async createInput(partition: number): Promise<PartitionInput<KafkaMessage>> {
+    const { admin, applicationId } = this.opts;
+    // The group's committed offsets now (another member may have moved them) and
+    // each source's end: a source read to its end does not hold the others back.
+    for (const t of await admin.fetchOffsets({ groupId: applicationId, topics: this.sources })) {
+      for (const p of t.partitions) if (p.partition === partition && Number(p.offset) >= 0) this.positions.set(`${t.topic}/${partition}`, BigInt(p.offset));
+    }
+    const positions = new Map<string, bigint>();
+    const ends = new Map<string, bigint>();
+    for (const topic of this.sources) {
+      positions.set(topic, this.positions.get(`${topic}/${partition}`) ?? 0n);
+      const end = (await admin.fetchTopicOffsets(topic)).find((o) => o.partition === partition);
+      ends.set(topic, BigInt(end?.high ?? '0'));
+    }
+    const input = new PartitionInput<KafkaMessage>(partition, this.sources, positions, ends);
+    this.inputs.set(partition, input);
+    return input;
+  }
+
+  private dropInput(partition: number): void {
+    this.inputs.delete(partition);
+    for (const topic of this.sources) {
+      metrics.bufferedRecords.remove({ application: this.opts.applicationId, topic, partition: String(partition) });
+      this.resume(topic, partition);
+    }
+  }
+
+  /** Runs `fn` after everything queued for the partition (one task is never processed concurrently). */
+  private serially(partition: number, fn: () => Promise<void>): Promise<void> {
+    const run = (this.chains.get(partition) ?? Promise.resolve()).then(fn);
+    this.chains.set(partition, run.catch(() => {}));
+    return run;
+  }
+
+  private pause(topic: string, partition: number): void {
+    const k = `${topic}/${partition}`;
+    if (this.paused.has(k)) return;
+    this.paused.add(k);
+    this.consumer!.pause([{ topic, partitions: [partition] }]);
+    metrics.inputPauses.inc({ application: this.opts.applicationId, topic });
+  }
+
+  private resume(topic: string, partition: number): void {
+    if (!this.paused.delete(`${topic}/${partition}`)) return;
+    this.consumer!.resume([{ topic, partitions: [partition] }]);
+  }
+
+  /**
+   * Processes what the partition's input can give in timestamp order, in one
+   * transaction with the input offsets: outputs, changelog writes (stamped with
+   * the input offset that produced them), dead letters, the stream-time checkpoint.
+   */
+  private async runPartition(partition: number, heartbeat: () => Promise<void>): Promise<void> {
+    const input = this.inputs.get(partition);
+    if (!input || this.state === 'stopped') return;
+    let taken = input.next();
+    if (!taken) return this.afterRun(input);
     const eos = this.guarantee === 'exactly_once';
-    const producer = eos ? await this.producerFor(partition) : this.sharedProducer!;
-    // Beginning the transaction first matters: its InitProducerId fences a crashed
-    // predecessor and aborts its open transaction, whose changelog records would
-    // otherwise hold the restore below (read_committed) until the transaction timeout.
-    const txn = eos ? await producer.transaction() : undefined;
-    const sender = txn ?? producer;
+    let txn: Transaction | undefined;
+    let sender: Producer | Transaction = this.sharedProducer!;
     const out = new Map<string, Message[]>();
+    // Changelog writes are coalesced per store key until the next send: only the
+    // last value of a key in a transaction matters to a restore.
+    const changelog = new Map<string, Message & { topic: string }>();
     let buffered = 0;
+    let task: Task | undefined;
+    let lastInput: { topic: string; offset: string } | undefined;
+    const push = (t: string, m: Message) => {
+      const list = out.get(t);
+      if (list) list.push(m); else out.set(t, [m]);
+      buffered++;
+    };
+    const logChange = (store: string, key: string, value: string | null, inTopic: string, inOffset: string) => {
+      const clTopic = changelogTopic(this.opts.applicationId, store);
+      changelog.set(`${clTopic}\u0000${key}`, { topic: clTopic, key, value, partition, headers: { [INPUT_TOPIC_HEADER]: inTopic, [INPUT_OFFSET_HEADER]: inOffset } });
+    };
     const flush = async () => {
+      if (task && lastInput) for (const w of task.checkpointStreamTime()) logChange(STREAM_TIME_STORE, w.key, w.value, lastInput.topic, lastInput.offset);
       for (const { topic: clTopic, ...m } of changelog.values()) push(clTopic, { ...m, value: m.value === null || m.value === undefined ? null : Buffer.from(m.value as string) });
       changelog.clear();
       if (buffered === 0) return;
@@ -244,18 +344,18 @@ export class StreamsApp {
       buffered = 0;
       await sender.sendBatch({ topicMessages, acks: -1 });
     };
-    const push = (t: string, m: Message) => {
-      const list = out.get(t);
-      if (list) list.push(m); else out.set(t, [m]);
-      buffered++;
-    };
-    const last = batch.messages[batch.messages.length - 1]!.offset;
-    // Changelog writes are coalesced per store key until the next send: only the
-    // last value of a key in a transaction matters to a restore.
-    const changelog = new Map<string, Message & { topic: string }>();
     try {
-      const task = await this.taskFor(partition, heartbeat);
-      for (const m of batch.messages) {
+      if (eos) {
+        // Beginning the transaction first matters: its InitProducerId fences a crashed
+        // predecessor and aborts its open transaction, whose changelog records would
+        // otherwise hold the restore below (read_committed) until the transaction timeout.
+        txn = await (await this.producerFor(partition)).transaction();
+        sender = txn;
+      }
+      task = await this.taskFor(partition, heartbeat);
+      for (; taken; taken = input.next()) {
+        const { topic, record: m } = taken;
+        lastInput = { topic, offset: m.offset };
         const timer = metrics.processingSeconds.startTimer({ application: this.opts.applicationId });
         metrics.recordsIn.inc({ topic, processor: this.opts.applicationId });
         let result: TaskOutput;
@@ -270,10 +370,7 @@ export class StreamsApp {
           push(o.topic, { key: o.key, value: this.opts.serde.encode(o.topic, o.value), timestamp: String(o.timestamp) });
           metrics.recordsOut.inc({ topic: o.topic });
         }
-        for (const c of result.changelog) {
-          const clTopic = changelogTopic(this.opts.applicationId, c.store);
-          for (const w of c.writes) changelog.set(`${clTopic}\u0000${w.key}`, { topic: clTopic, key: w.key, value: w.value, partition, headers: { [INPUT_TOPIC_HEADER]: topic, [INPUT_OFFSET_HEADER]: m.offset } });
-        }
+        for (const c of result.changelog) for (const w of c.writes) logChange(c.store, w.key, w.value, topic, m.offset);
         for (const r of result.rejections) {
           const letter = deadLetterOf(r.error, { topic, partition, offset: Number(m.offset), key: m.key, value: m.value, ts: Number(m.timestamp) });
           push(DLQ_TOPIC, { key: topic, value: this.opts.serde.encode(DLQ_TOPIC, letter), timestamp: m.timestamp });
@@ -281,38 +378,54 @@ export class StreamsApp {
         timer();
         if (buffered + changelog.size >= (this.opts.maxBufferedRecords ?? 5000)) {
           await flush();
-          // A long batch must keep the session alive (10 s); a rebalance noticed here aborts the transaction.
+          // A long run must keep the session alive (10 s); a rebalance noticed here aborts the transaction.
           await heartbeat();
         }
       }
       await flush();
-      const next = (BigInt(last) + 1n).toString();
+      const advanced = [...input.committable()].filter(([t, next]) => next > (this.positions.get(`${t}/${partition}`) ?? -1n));
+      const topics = advanced.map(([t, next]) => ({ topic: t, partitions: [{ partition, offset: next.toString() }] }));
       if (txn) {
-        await txn.sendOffsets({ consumerGroupId: this.opts.applicationId, topics: [{ topic, partitions: [{ partition, offset: next }] }] });
+        if (topics.length) await txn.sendOffsets({ consumerGroupId: this.opts.applicationId, topics });
         await txn.commit();
-      } else {
-        await this.consumer!.commitOffsets([{ topic, partition, offset: next }]);
+      } else if (topics.length) {
+        await this.consumer!.commitOffsets(topics.map((t) => ({ topic: t.topic, ...t.partitions[0]! })));
       }
-      if (!this.positions.has(`${topic}/${partition}`) || !this.committedOnce.has(`${topic}/${partition}`)) {
-        this.committedOnce.add(`${topic}/${partition}`);
-        this.log(`first batch committed on ${topic}[${partition}] (up to offset ${next})`);
+      for (const [t, next] of advanced) {
+        const k = `${t}/${partition}`;
+        if (!this.committedOnce.has(k)) {
+          this.committedOnce.add(k);
+          this.log(`first batch committed on ${t}[${partition}] (up to offset ${next})`);
+        }
+        this.positions.set(k, next);
       }
-      this.positions.set(`${topic}/${partition}`, BigInt(next));
-      resolveOffset(last);
     } catch (err) {
       if (txn) {
         metrics.transactionAborts.inc({ application: this.opts.applicationId });
         await txn.abort().catch(() => {});
       }
-      // The task's in-memory state may be ahead of what committed: rebuild it from the changelog.
+      // The task's in-memory state may be ahead of what committed: rebuild it from the
+      // changelog, and fetch its inputs again from the committed offsets.
       this.tasks.get(partition)?.close();
       this.tasks.delete(partition);
-      this.log(`batch ${topic}[${partition}] ${batch.firstOffset()}..${last} failed, transaction aborted, task will be restored: ${(err as Error).message}`);
+      this.dropInput(partition);
+      for (const t of this.sources) this.consumer?.seek({ topic: t, partition, offset: (this.positions.get(`${t}/${partition}`) ?? 0n).toString() });
+      this.log(`processing partition ${partition} failed at ${lastInput ? `${lastInput.topic}@${lastInput.offset}` : 'start'}, transaction aborted, task will be restored: ${(err as Error).message}`);
       // Rethrown as is: kafkajs tells a rebalance or a retriable broker error from a fatal one by its type.
       throw err;
     }
-    // After the commit: a rebalance noticed here costs nothing, the batch is already done.
+    this.afterRun(input);
+    // After the commit: a rebalance noticed here costs nothing, the work is already done.
     await heartbeat().catch((err: Error) => this.log(`heartbeat after commit: ${err.message}`));
+  }
+
+  /** Resumes drained inputs and publishes what waits. */
+  private afterRun(input: PartitionInput<KafkaMessage>): void {
+    for (const topic of this.sources) {
+      const waiting = input.buffered(topic);
+      metrics.bufferedRecords.set({ application: this.opts.applicationId, topic, partition: String(input.partition) }, waiting);
+      if (waiting < (this.opts.maxQueuedRecords ?? 20_000) / 2) this.resume(topic, input.partition);
+    }
   }
 
   private async producerFor(partition: number): Promise<Producer> {

@@ -7,7 +7,7 @@
  */
 import { InputError, type DecodeError } from './errors.ts';
 import type { Cancel, Processor, ProcessorContext, PunctuationType, Punctuator, StreamRecord } from './processor.ts';
-import type { ChangelogWrite, StateStore } from './stores.ts';
+import { KeyValueStore, type ChangelogWrite, type StateStore } from './stores.ts';
 import type { ProcessorNode, Topology } from './topology.ts';
 
 export interface OutputRecord {
@@ -35,6 +35,14 @@ export interface TaskOptions {
   graceMs?: number;
 }
 
+/**
+ * The runtime's own store: the task's stream time, checkpointed with every
+ * commit and restored with the other stores. Without it a restarted task
+ * would start stream time afresh: a late record would pass that the
+ * uninterrupted run rejected, and a punctuation already done would fire again.
+ */
+export const STREAM_TIME_STORE = 'stream-time';
+
 interface Schedule { intervalMs: number; next: number; fn: Punctuator; cancelled: boolean }
 
 export class Task {
@@ -51,6 +59,18 @@ export class Task {
   constructor(private readonly topology: Topology, readonly partition: number, opts: TaskOptions = {}) {
     this.graceMs = opts.graceMs ?? 300_000;
     for (const [name, factory] of topology.stores) this.stores.set(name, factory());
+    this.stores.set(STREAM_TIME_STORE, new KeyValueStore<number>(STREAM_TIME_STORE));
+  }
+
+  /**
+   * Puts the stream time into its store when it moved since the last
+   * checkpoint; the runner calls it before each send, so the committed value
+   * always belongs to the committed input offsets.
+   */
+  checkpointStreamTime(): ChangelogWrite[] {
+    const store = this.stores.get(STREAM_TIME_STORE) as KeyValueStore<number>;
+    if (Number.isFinite(this.streamTime) && store.get('t') !== this.streamTime) store.put('t', this.streamTime);
+    return store.drainChangelog();
   }
 
   store(name: string): StateStore {
@@ -67,6 +87,8 @@ export class Task {
   init(): void {
     if (this.initialised) return;
     this.initialised = true;
+    // Restored stream time first: processors' stream-time schedules start from it.
+    this.streamTime = (this.stores.get(STREAM_TIME_STORE) as KeyValueStore<number>).get('t') ?? -Infinity;
     for (const node of this.topology.nodes.values()) {
       if (node.kind !== 'processor') continue;
       const processor = node.supplier();

@@ -2,11 +2,18 @@
  * Runs a Topology in-process without a broker, like Kafka Streams'
  * TopologyTestDriver: records piped in are partitioned by key exactly as the
  * Kafka producer does (murmur2, so stream time per partition matches the Kafka
- * path), processed synchronously by per-partition Tasks, and their outputs and
- * dead letters collected in order. Used by unit tests and the offline mode.
+ * path), processed by per-partition Tasks, and their outputs and dead letters
+ * collected in order. Used by unit tests and the offline mode.
+ *
+ * With one source topic a record is processed as it is piped. With several,
+ * records wait in the same timestamp merge the Kafka path uses
+ * (PartitionInput) and are processed by `flush()` — called by `readOutput`,
+ * `store` and `close` — as if every input topic had been read to its end:
+ * exactly what a replay of recorded topics does.
  */
 import { Partitioners } from 'kafkajs';
 import { Task, type OutputRecord, type TaskRejection } from './task.ts';
+import { PartitionInput } from './partition-input.ts';
 import type { Topology } from './topology.ts';
 import type { StateStore } from './stores.ts';
 
@@ -19,13 +26,16 @@ export interface TestDriverOptions {
 export class TopologyTestDriver {
   private readonly tasks = new Map<number, Task>();
   private readonly outputs = new Map<string, OutputRecord[]>();
-  readonly rejections: (TaskRejection & { partition: number })[] = [];
+  private readonly rejected: (TaskRejection & { partition: number })[] = [];
   private readonly offsets = new Map<string, number>();
   private readonly partitions: number;
   private readonly partitioner = Partitioners.DefaultPartitioner();
+  private readonly inputs = new Map<number, PartitionInput<{ offset: string; timestamp: string; key: string; value: unknown }>>();
+  private readonly sourceTopics: string[];
 
   constructor(private readonly topology: Topology, private readonly opts: TestDriverOptions = {}) {
     this.partitions = opts.partitions ?? 1;
+    this.sourceTopics = topology.sources().map((s) => s.topic);
   }
 
   /** The partition Kafka's default partitioner picks for this key. */
@@ -35,30 +45,62 @@ export class TopologyTestDriver {
   }
 
   pipeInput(topic: string, key: string, value: unknown, timestamp: number): void {
+    if (!this.sourceTopics.includes(topic)) throw new Error(`topic ${topic} is not a source of this topology (sources: ${this.sourceTopics.join(', ')})`);
     const partition = this.partitionOf(topic, key);
     const offsetKey = `${topic}/${partition}`;
     const offset = this.offsets.get(offsetKey) ?? 0;
     this.offsets.set(offsetKey, offset + 1);
-    const task = this.task(partition);
-    const result = task.process(topic, offset, key, value, timestamp);
+    if (this.sourceTopics.length === 1) {
+      this.run(partition, topic, offset, key, value, timestamp);
+      return;
+    }
+    let input = this.inputs.get(partition);
+    if (!input) {
+      input = new PartitionInput(partition, this.sourceTopics, new Map(), new Map());
+      this.inputs.set(partition, input);
+    }
+    input.append(topic, [{ offset: String(offset), timestamp: String(timestamp), key, value }], BigInt(offset), BigInt(offset + 1));
+  }
+
+  /** Processes every piped record, merged by timestamp per partition (input read to its end). */
+  flush(): void {
+    for (const [partition, input] of [...this.inputs].sort(([a], [b]) => a - b)) {
+      for (let next = input.next(true); next; next = input.next(true)) {
+        const r = next.record;
+        this.run(partition, next.topic, Number(r.offset), r.key, r.value, Number(r.timestamp));
+      }
+    }
+  }
+
+  private run(partition: number, topic: string, offset: number, key: string, value: unknown, timestamp: number): void {
+    const result = this.task(partition).process(topic, offset, key, value, timestamp);
     for (const o of result.outputs) {
       const list = this.outputs.get(o.topic) ?? [];
       list.push(o);
       this.outputs.set(o.topic, list);
     }
-    for (const r of result.rejections) this.rejections.push({ ...r, partition });
+    for (const r of result.rejections) this.rejected.push({ ...r, partition });
+  }
+
+  /** Records rejected so far (dead letters), in processing order. */
+  get rejections(): readonly (TaskRejection & { partition: number })[] {
+    this.flush();
+    return this.rejected;
   }
 
   /** Everything written to `topic` so far, in production order. */
   readOutput(topic: string): OutputRecord[] {
+    this.flush();
     return this.outputs.get(topic) ?? [];
   }
 
   store<S extends StateStore>(name: string, partition = 0): S {
+    this.flush();
     return this.task(partition).store(name) as S;
   }
 
   close(): void {
+    this.flush();
     for (const t of this.tasks.values()) t.close();
   }
 

@@ -55,6 +55,7 @@ export class Topology {
   /** Registers a store factory and connects it to processors. */
   addStateStore(name: string, factory: () => StateStore, ...processors: string[]): this {
     if (this.stores.has(name)) throw new Error(`state store ${name} is already defined`);
+    if (name === 'stream-time') throw new Error('state store name stream-time is reserved for the runtime (each task checkpoints its stream time there); pick another name');
     this.stores.set(name, factory);
     for (const p of processors) {
       const node = this.nodes.get(p);

@@ -4,9 +4,10 @@
  * from the in-process test driver, and reading/decoding an output topic.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import avro from 'avsc';
-import { createKafka, createProducer } from '../../streams/runtime/kafka.ts';
+import { createKafka, createProducer, ensureTopics } from '../../streams/runtime/kafka.ts';
 import { AvroSerde } from '../../streams/runtime/serde.ts';
 import { loadSchema, TOPICS } from '../../streams/runtime/topics.ts';
 import { TopologyTestDriver } from '../../streams/runtime/test-driver.ts';
@@ -49,7 +50,7 @@ export async function prepareTopics(ns: Namespace): Promise<AvroSerde> {
   const kafka = createKafka({ brokers: urls.KAFKA_BROKERS, clientId: 'it-prepare' });
   const admin = kafka.admin();
   await admin.connect();
-  await admin.createTopics({ topics: [t.candles, t.features, t.dlq].map((topic) => ({ topic, numPartitions: topic === t.dlq ? 1 : 3 })), waitForLeaders: true });
+  await ensureTopics(admin, [t.candles, t.features, t.dlq].map((name) => ({ name, partitions: name === t.dlq ? 1 : 3, compacted: false })), 3);
   await admin.disconnect();
   const serde = new AvroSerde(urls.SCHEMA_REGISTRY_URL);
   await serde.register({ ...TOPICS.candles, name: t.candles });
@@ -71,7 +72,7 @@ export async function produceCandles(serde: AvroSerde, topic: string, candles: C
 
 /** What the pipeline must produce: the same topology in-process, partitioned like Kafka. */
 export function expectedFeatures(candles: Candle[], candlesTopic: string, featuresTopic: string): Map<string, Feature[]> {
-  const d = new TopologyTestDriver(featuresTopology(catalog, { candlesTopic, featuresTopic }), { partitions: 3 });
+  const d = new TopologyTestDriver(featuresTopology(catalog, { candlesTopic, featuresTopic, ticksTopic: null }), { partitions: 3 });
   for (const c of candles) d.pipeInput(candlesTopic, c.instrument, { ...c }, c.ts);
   return groupByKey(d.readOutput(featuresTopic).map((o) => o.value as Feature));
 }
@@ -117,9 +118,13 @@ export function startWorker(ns: Namespace, applicationId: string, args: string[]
   });
   workers.add(child);
   child.on('exit', () => workers.delete(child));
+  // Also on disk: a worker that hangs until the test's timeout leaves its story behind.
+  const logFile = path.join(ROOT, '.stack/logs/workers', `${applicationId}-${child.pid}.log`);
+  mkdirSync(path.dirname(logFile), { recursive: true });
   let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
+  const take = (d: Buffer) => { out += d; appendFileSync(logFile, d); };
+  child.stdout!.on('data', take);
+  child.stderr!.on('data', take);
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return { child, output: () => out, exited };
 }

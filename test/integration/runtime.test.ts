@@ -14,11 +14,6 @@ import { loadSchema, TOPICS } from '../../streams/runtime/topics.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-// The crash and rebalance tests pass when run (crash 71–73 s, rebalance 22 s, several times here), but in
-// fresh-clone CI runs a restarted crash-test worker stalled for minutes (twice). Until that is understood
-// they run only on request (SEP_RUNTIME_CHAOS=1) and show as skipped — not as passed — by default.
-const CHAOS_SKIP = process.env.SEP_RUNTIME_CHAOS === '1' ? false : 'intermittent stall of a restarted worker in CI runs; SEP_RUNTIME_CHAOS=1 runs it (issue 3 open)';
-
 // A failed assertion must not leave worker processes behind (they would keep the run alive).
 after(() => killAllWorkers());
 
@@ -31,7 +26,7 @@ function assertSameFeatures(got: Map<string, unknown[]>, expected: Map<string, u
   }
 }
 
-test('crash test: 200k candles over 3 partitions, SIGKILL at 5 random moments, output equals an uninterrupted run exactly', { timeout: 600_000, skip: CHAOS_SKIP }, async () => {
+test('crash test: 200k candles over 3 partitions, SIGKILL at 5 random moments, output equals an uninterrupted run exactly', { timeout: 600_000 }, async () => {
   const ns = createNamespace('crash');
   const t = topicsOf(ns);
   const serde = await prepareTopics(ns);
@@ -57,7 +52,7 @@ test('crash test: 200k candles over 3 partitions, SIGKILL at 5 random moments, o
   assertSameFeatures(got.byKey, expected);
 });
 
-test('rebalance test: two processes share the group, one stops mid-stream, the other takes over its partitions and state', { timeout: 300_000, skip: CHAOS_SKIP }, async () => {
+test('rebalance test: two processes share the group, one stops mid-stream, the other takes over its partitions and state', { timeout: 300_000 }, async () => {
   const ns = createNamespace('rebalance');
   const t = topicsOf(ns);
   const serde = await prepareTopics(ns);

@@ -46,3 +46,32 @@ test('invalid candles are rejected with their reason and field; the stream goes 
   assert.deepEqual(d.rejections.map((r) => r.error.reason), ['invalid_value', 'unknown_instrument']);
   assert.equal(d.readOutput(TOPICS.features.name).length, 1);
 });
+
+test('spread_bps is the mean tick spread of the bar (ticks in (close − 60 s, close]), merged by timestamp whatever the piping order', () => {
+  const d = new TopologyTestDriver(featuresTopology(catalog), { partitions: 3 });
+  // Candles piped before the ticks: the driver merges the two sources by timestamp, as the Kafka path does.
+  for (const c of day.candles) d.pipeInput(TOPICS.candles.name, c.instrument, { ...c }, c.ts);
+  for (const t of day.ticks) d.pipeInput(TOPICS.ticks.name, t.instrument, { ...t }, t.ts);
+  const out = d.readOutput(TOPICS.features.name).map((o) => o.value as Feature);
+  assert.equal(out.length, day.candles.length);
+  assert.equal(d.rejections.length, 0);
+  let checked = 0;
+  for (const f of out) {
+    const ticks = day.ticks.filter((t) => t.instrument === f.instrument && t.ts > f.ts - 60_000 && t.ts <= f.ts);
+    if (ticks.length === 0) { assert.equal(f.spread_bps, null); continue; }
+    const mean = ticks.reduce((s, t) => s + ((t.ask - t.bid) / ((t.ask + t.bid) / 2)) * 1e4, 0) / ticks.length;
+    assert.ok(Math.abs(f.spread_bps! - mean) < 1e-9, `${f.instrument} ${f.ts}: ${f.spread_bps} ≠ ${mean}`);
+    checked++;
+  }
+  assert.ok(checked > out.length / 2, `most bars have ticks (${checked} of ${out.length})`);
+});
+
+test('a tick at or before the instrument\'s last bar is late: its bar\'s spread is already out', () => {
+  const d = new TopologyTestDriver(featuresTopology(catalog));
+  const c = day.candles[0]!;
+  const t = day.ticks.find((x) => x.instrument === c.instrument)!;
+  d.pipeInput(TOPICS.candles.name, c.instrument, { ...c }, c.ts);
+  d.readOutput(TOPICS.features.name);
+  d.pipeInput(TOPICS.ticks.name, c.instrument, { ...t, ts: c.ts - 1000 }, c.ts - 1000);
+  assert.deepEqual(d.rejections.map((r) => r.error.reason), ['late']);
+});
