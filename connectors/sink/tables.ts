@@ -28,9 +28,9 @@ export const TABLES: Record<string, TableMapping> = {
   [TOPICS.features.name]: {
     topic: TOPICS.features.name,
     table: 'features',
-    columns: ['run_id', 'instrument', 'granularity', 'ts', 'bar_index', 'close', 'log_return', 'ewma_vol', 'true_range', 'atr14', 'volume_usd'],
+    columns: ['run_id', 'instrument', 'granularity', 'ts', 'bar_index', 'close', 'log_return', 'ewma_vol', 'true_range', 'atr14', 'volume_usd', 'spread_bps', 'entropy', 'coherence', 'rupture', 'stability', 'hazard', 'repetition', 'signal'],
     conflictKey: ['run_id', 'instrument', 'granularity', 'ts'],
-    row: (f: Feature, runId) => [runId, f.instrument, f.granularity, iso(f.ts), f.bar_index, f.close, f.log_return, f.ewma_vol, f.true_range, f.atr14, f.volume_usd],
+    row: (f: Feature, runId) => [runId, f.instrument, f.granularity, iso(f.ts), f.bar_index, f.close, f.log_return, f.ewma_vol, f.true_range, f.atr14, f.volume_usd, f.spread_bps, f.entropy, f.coherence, f.rupture, f.stability, f.hazard, f.repetition, f.signal],
   },
 };
 

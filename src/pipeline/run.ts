@@ -1,17 +1,22 @@
 /**
- * `sep run`: the pipeline as it stands — the features app on the stream
- * runtime (exactly-once by default), the TimescaleDB sink (candles, features)
- * and the Redis snapshot of the latest features — until SIGTERM/SIGINT, or
- * with `untilCaughtUp` until everything on the input topics at start has been
+ * `sep run`: the pipeline as it stands — the signal app on the stream runtime
+ * (ticks + candles → features → rolling gates; exactly-once by default), the
+ * gates blob stage, the TimescaleDB sink (candles, features) and the Redis
+ * snapshots (latest features, the gates blob) — until SIGTERM/SIGINT, or with
+ * `untilCaughtUp` until everything on the input topics at start has been
  * processed and written.
  */
 import type pg from 'pg';
 import type { Redis } from 'ioredis';
-import { createProducer, endOffsets } from '../../streams/runtime/kafka.ts';
+import { createProducer, endOffsets, partitionForKey } from '../../streams/runtime/kafka.ts';
 import { TOPICS, TOPIC_PREFIX } from '../../streams/runtime/topics.ts';
 import { StreamsApp, type Guarantee } from '../../streams/runtime/streams-app.ts';
 import { InstrumentCatalog } from '../../streams/model/instruments.ts';
-import { featuresTopology } from '../../streams/features/processor.ts';
+import { DEFAULT_FEATURE_PARAMS } from '../../streams/features/features.ts';
+import { resolveRegimeParams } from '../../streams/features/regime.ts';
+import { resolveGatesConfig } from '../../streams/gates/config.ts';
+import { signalTopology } from '../../streams/gates/topology.ts';
+import { gatesBlobTopology } from '../../streams/gates/blob-processor.ts';
 import { TimescaleSink } from '../../connectors/sink/timescale-sink.ts';
 import { LatestSnapshot } from '../../connectors/redis/latest-snapshot.ts';
 import type { Services } from './services.ts';
@@ -48,19 +53,33 @@ function describePositions(parts: Record<string, Map<string | number, bigint>>):
 export async function runPipeline(o: RunOptions): Promise<RunSummary> {
   const t0 = Date.now();
   const { kafka, admin, serde } = o.services;
+  // Every knob is checked before anything starts: a bad one stops here with its name and range.
+  const catalog = InstrumentCatalog.fromEnv();
+  const params = { ...DEFAULT_FEATURE_PARAMS, regime: resolveRegimeParams() };
+  const { config: gates, warnings } = resolveGatesConfig();
+  for (const w of warnings) o.log(`warning: ${w}`);
+  const guarantee = o.guarantee ?? 'exactly_once';
+  const partitions = (await admin.fetchTopicMetadata({ topics: [TOPICS.candles.name] })).topics[0]!.partitions.length;
+  const instrumentsOf = (p: number) => catalog.list().filter((i) => partitionForKey(i, partitions) === p);
+  const expectedPartitions = [...new Set(catalog.list().map((i) => partitionForKey(i, partitions)))];
   const producer = await createProducer(kafka);
   const app = new StreamsApp({
-    applicationId: `${TOPIC_PREFIX}sep-features-${o.runId}`, topology: featuresTopology(InstrumentCatalog.fromEnv()),
-    kafka, admin, serde, guarantee: o.guarantee ?? 'exactly_once', log: o.log,
+    applicationId: `${TOPIC_PREFIX}sep-features-${o.runId}`, topology: signalTopology(catalog, { params, gates }),
+    kafka, admin, serde, guarantee, log: o.log,
+  });
+  const blobApp = new StreamsApp({
+    applicationId: `${TOPIC_PREFIX}sep-gates-blob-${o.runId}`, topology: gatesBlobTopology({ expectedPartitions, instrumentsOf, log: o.log }),
+    kafka, admin, serde, guarantee, log: o.log,
   });
   const sink = new TimescaleSink({ kafka, serde, db: o.db, producer, topics: [TOPICS.candles.name, TOPICS.features.name], groupId: `${TOPIC_PREFIX}sep-sink-${o.runId}`, runId: o.runId, log: o.log });
   const snapshot = new LatestSnapshot({ kafka, serde, redis: o.redis, topic: TOPICS.features.name, hashKey: LATEST_FEATURES_KEY, groupId: `${TOPIC_PREFIX}sep-snapshot-${o.runId}` });
-  const server = await startHttp(o.httpPort ?? 0, () => ({ status: app.state === 'running' && sink.state === 'running' ? 'ok' : app.state, features: app.state, sink: sink.state }));
+  const server = await startHttp(o.httpPort ?? 0, () => ({ status: app.state === 'running' && blobApp.state === 'running' && sink.state === 'running' ? 'ok' : app.state, features: app.state, gatesBlob: blobApp.state, sink: sink.state }));
   try {
     await app.start();
+    await blobApp.start();
     await sink.start();
     await snapshot.start();
-    o.log(`pipeline running (run ${o.runId}): ${TOPICS.candles.name} → features → ${TOPICS.features.name}; sink → candles, features; ${LATEST_FEATURES_KEY} in Redis`);
+    o.log(`pipeline running (run ${o.runId}): ${TOPICS.ticks.name} + ${TOPICS.candles.name} → features → ${TOPICS.features.name}, gates every ${gates.evalIntervalSec} s of stream time → ${TOPICS.gates.name}, ${TOPICS.gatesBlob.name}; sink → candles, features; ${LATEST_FEATURES_KEY} in Redis`);
     if (o.untilCaughtUp) {
       const deadline = Date.now() + (o.timeoutMs ?? 600_000);
       let lastReport = Date.now();
@@ -71,14 +90,17 @@ export async function runPipeline(o: RunOptions): Promise<RunSummary> {
             o.log(`waiting for ${what} to catch up: ${describePositions({ features: app.positions, sink: sink.positions(), snapshot: snapshot.positions })}`);
           }
           if (o.signal?.aborted) throw new Error(`stopped by a signal while waiting for ${what} to catch up`);
-          const failure = app.error();
+          const failure = app.error() ?? blobApp.error();
           if (failure) throw failure;
           if (Date.now() > deadline) throw new Error(`${what} did not catch up within ${(o.timeoutMs ?? 600_000) / 1000} s`);
           await sleep(100);
         }
       };
       const candleEnds = new Map([[TOPICS.candles.name, await endOffsets(admin, TOPICS.candles.name)]]);
-      await wait('features', () => app.caughtUp(candleEnds));
+      const inputEnds = new Map([...candleEnds, [TOPICS.ticks.name, await endOffsets(admin, TOPICS.ticks.name)]]);
+      await wait('features', () => app.caughtUp(inputEnds));
+      const partialEnds = new Map([[TOPICS.gatesPartial.name, await endOffsets(admin, TOPICS.gatesPartial.name)]]);
+      await wait('gates blob', () => blobApp.caughtUp(partialEnds));
       const featureEnds = await endOffsets(admin, TOPICS.features.name);
       await wait('sink', () => sink.caughtUp(new Map([...candleEnds, [TOPICS.features.name, featureEnds]])));
       await wait('redis snapshot', () => [...featureEnds].every(([p, high]) => high === 0n || (snapshot.positions.get(p) ?? 0n) >= high));
@@ -90,6 +112,7 @@ export async function runPipeline(o: RunOptions): Promise<RunSummary> {
     }
   } finally {
     await app.stop();
+    await blobApp.stop();
     await sink.stop();
     await snapshot.stop();
     await producer.disconnect();

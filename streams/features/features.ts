@@ -9,6 +9,7 @@
  * - true range from the second bar and ATR(14) with Wilder smoothing, seeded as
  *   TA-Lib does: the first ATR, at bar index 14, is the mean of TR[1..14];
  * - volume_usd = volume · close (quote-currency notional; for USD-quoted pairs, USD);
+ * - regime metrics and the direction signal (regime.ts, docs/regime.md);
  * - spread_bps = mean of (ask − bid)/mid · 1e4 over the ticks of the bar, i.e.
  *   with ts in (close time − 60 s, close time]; null when the bar had no tick.
  *
@@ -18,15 +19,18 @@
  */
 import type { Candle } from '../model/records.ts';
 import { ewmaVariance, trueRange, wilderStep } from './indicators.ts';
+import { DEFAULT_REGIME_PARAMS, initialRegimeState, nextRegime, type RegimeMetrics, type RegimeParams, type RegimeState } from './regime.ts';
 
 export interface FeatureParams {
   /** RiskMetrics decay λ in (0, 1); default 0.94. */
   ewmaLambda: number;
   /** ATR period n; default 14. */
   atrPeriod: number;
+  /** Regime metrics and direction signal (docs/regime.md). */
+  regime: RegimeParams;
 }
 
-export const DEFAULT_FEATURE_PARAMS: FeatureParams = { ewmaLambda: 0.94, atrPeriod: 14 };
+export const DEFAULT_FEATURE_PARAMS: FeatureParams = { ewmaLambda: 0.94, atrPeriod: 14, regime: DEFAULT_REGIME_PARAMS };
 
 export interface Feature {
   instrument: string;
@@ -40,6 +44,14 @@ export interface Feature {
   atr14: number | null;
   volume_usd: number;
   spread_bps: number | null;
+  entropy: number | null;
+  coherence: number | null;
+  rupture: number | null;
+  stability: number | null;
+  hazard: number | null;
+  repetition: number | null;
+  /** Direction −1/0/+1: sign(EMA_fast − EMA_slow), 0 while coherence < GUARD_MIN_COHERENCE. */
+  signal: number;
 }
 
 export interface FeatureState {
@@ -55,10 +67,11 @@ export interface FeatureState {
   spreadBarEnd: number | null;
   spreadSum: number;
   spreadCount: number;
+  regime: RegimeState;
 }
 
-export function initialFeatureState(): FeatureState {
-  return { barIndex: -1, lastTs: -Infinity, prevClose: null, variance: null, trSum: 0, atr: null, spreadBarEnd: null, spreadSum: 0, spreadCount: 0 };
+export function initialFeatureState(p: FeatureParams = DEFAULT_FEATURE_PARAMS): FeatureState {
+  return { barIndex: -1, lastTs: -Infinity, prevClose: null, variance: null, trSum: 0, atr: null, spreadBarEnd: null, spreadSum: 0, spreadCount: 0, regime: initialRegimeState(p.regime) };
 }
 
 /** Advances the state by one complete candle and returns the feature vector. Pure. */
@@ -77,13 +90,16 @@ export function nextFeature(state: FeatureState, c: Candle, p: FeatureParams = D
     else if (barIndex === p.atrPeriod) atr = (trSum + tr) / p.atrPeriod;
     else atr = wilderStep(atr!, tr, p.atrPeriod);
   }
+  const regime = nextRegime(state.regime ?? initialRegimeState(p.regime), logReturn, c.close, p.regime);
+  const m: RegimeMetrics = regime.metrics;
   return {
-    state: { barIndex, lastTs: c.ts, prevClose: c.close, variance, trSum, atr, spreadBarEnd: null, spreadSum: 0, spreadCount: 0 },
+    state: { barIndex, lastTs: c.ts, prevClose: c.close, variance, trSum, atr, spreadBarEnd: null, spreadSum: 0, spreadCount: 0, regime: regime.state },
     feature: {
       instrument: c.instrument, granularity: c.granularity, ts: c.ts, bar_index: barIndex, close: c.close,
       log_return: logReturn, ewma_vol: variance === null ? null : Math.sqrt(variance), true_range: tr,
       atr14: atr, volume_usd: c.volume * c.close,
       spread_bps: state.spreadBarEnd === c.ts && state.spreadCount > 0 ? state.spreadSum / state.spreadCount : null,
+      entropy: m.entropy, coherence: m.coherence, rupture: m.rupture, stability: m.stability, hazard: m.hazard, repetition: m.repetition, signal: m.signal,
     },
   };
 }

@@ -34,7 +34,7 @@ export class FeaturesProcessor implements Processor<Candle | Tick> {
     if ('bid' in value) return this.tick(value);
     const candle = value;
     if (!candle.complete) return;
-    const state = this.store.get(candle.instrument) ?? initialFeatureState();
+    const state = this.store.get(candle.instrument) ?? initialFeatureState(this.params);
     if (candle.ts <= state.lastTs) {
       throw new InputError('late', 'ts', `candle ${new Date(candle.ts).toISOString()} for ${candle.instrument} is not after the last bar ${new Date(state.lastTs).toISOString()}`);
     }
@@ -44,7 +44,7 @@ export class FeaturesProcessor implements Processor<Candle | Tick> {
   }
 
   private tick(tick: Tick): void {
-    const state = this.store.get(tick.instrument) ?? initialFeatureState();
+    const state = this.store.get(tick.instrument) ?? initialFeatureState(this.params);
     if (tick.ts <= state.lastTs) {
       throw new InputError('late', 'ts', `tick ${new Date(tick.ts).toISOString()} for ${tick.instrument} is not after its last bar ${new Date(state.lastTs).toISOString()}: that bar's spread is already published`);
     }

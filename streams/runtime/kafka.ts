@@ -96,6 +96,14 @@ export async function createProducer(kafka: Kafka, opts: { idempotent?: boolean;
   return producer;
 }
 
+const defaultPartitioner = Partitioners.DefaultPartitioner();
+
+/** The partition Kafka's default partitioner (murmur2, as the Java client) picks for a key. */
+export function partitionForKey(key: string, partitions: number): number {
+  const partitionMetadata = Array.from({ length: partitions }, (_, i) => ({ partitionId: i, leader: 0, partitionErrorCode: 0, replicas: [0], isr: [0] }));
+  return defaultPartitioner({ topic: '', partitionMetadata, message: { key, value: null } });
+}
+
 /** Partition offsets (high watermarks) of a topic: where a consumer reading to the end must stop. */
 export async function endOffsets(admin: Admin, topic: string): Promise<Map<number, bigint>> {
   const offsets = await admin.fetchTopicOffsets(topic);

@@ -81,10 +81,13 @@ export class WindowStore<V> implements StateStore {
 
   put(key: string, windowStart: number, value: V): void {
     const starts = this.index.get(key) ?? [];
-    if (!starts.includes(windowStart)) {
+    // Windows mostly arrive in time order: appending is the common, O(1) case.
+    if (starts.length === 0 || windowStart > starts[starts.length - 1]!) {
+      starts.push(windowStart);
+      this.index.set(key, starts);
+    } else if (!starts.includes(windowStart)) {
       starts.push(windowStart);
       starts.sort((a, b) => a - b);
-      this.index.set(key, starts);
     }
     this.inner.put(WindowStore.compose(key, windowStart), value);
   }

@@ -107,8 +107,9 @@ export class Task {
     if (!source) throw new Error(`topic ${topic} is not a source of this topology`);
     this.current = { topic, offset };
     try {
-      if (timestamp < this.streamTime - this.graceMs) {
-        throw new InputError('late', 'timestamp', `record at ${new Date(timestamp).toISOString()} is more than ${this.graceMs} ms behind stream time ${new Date(this.streamTime).toISOString()} (partition ${this.partition})`);
+      const graceMs = source.graceMs ?? this.graceMs;
+      if (timestamp < this.streamTime - graceMs) {
+        throw new InputError('late', 'timestamp', `record at ${new Date(timestamp).toISOString()} is more than ${graceMs} ms behind stream time ${new Date(this.streamTime).toISOString()} (partition ${this.partition})`);
       }
       const typed = source.validate(value);
       this.streamTime = Math.max(this.streamTime, timestamp);

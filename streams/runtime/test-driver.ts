@@ -11,7 +11,7 @@
  * `store` and `close` — as if every input topic had been read to its end:
  * exactly what a replay of recorded topics does.
  */
-import { Partitioners } from 'kafkajs';
+import { partitionForKey } from './kafka.ts';
 import { Task, type OutputRecord, type TaskRejection } from './task.ts';
 import { PartitionInput } from './partition-input.ts';
 import type { Topology } from './topology.ts';
@@ -29,7 +29,6 @@ export class TopologyTestDriver {
   private readonly rejected: (TaskRejection & { partition: number })[] = [];
   private readonly offsets = new Map<string, number>();
   private readonly partitions: number;
-  private readonly partitioner = Partitioners.DefaultPartitioner();
   private readonly inputs = new Map<number, PartitionInput<{ offset: string; timestamp: string; key: string; value: unknown }>>();
   private readonly sourceTopics: string[];
 
@@ -39,9 +38,8 @@ export class TopologyTestDriver {
   }
 
   /** The partition Kafka's default partitioner picks for this key. */
-  partitionOf(topic: string, key: string): number {
-    const partitionMetadata = Array.from({ length: this.partitions }, (_, i) => ({ partitionId: i, leader: 0, partitionErrorCode: 0, replicas: [0], isr: [0] }));
-    return this.partitioner({ topic, partitionMetadata, message: { key, value: null } });
+  partitionOf(_topic: string, key: string): number {
+    return partitionForKey(key, this.partitions);
   }
 
   pipeInput(topic: string, key: string, value: unknown, timestamp: number): void {

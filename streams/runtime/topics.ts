@@ -41,6 +41,7 @@ export const TOPICS = {
   fills: { name: `${PREFIX}exec.fills.v1`, schemaFile: 'fill.avsc', key: 'instrument', partitions: null, compacted: false },
   features: { name: `${PREFIX}features.v1`, schemaFile: 'feature.avsc', key: 'instrument', partitions: null, compacted: false },
   gates: { name: `${PREFIX}gates.v1`, schemaFile: 'gate.avsc', key: 'instrument', partitions: null, compacted: false },
+  gatesPartial: { name: `${PREFIX}gates.partial.v1`, schemaFile: 'gates-partial.avsc', key: 'source partition', partitions: 1, compacted: false },
   gatesBlob: { name: `${PREFIX}gates.blob.v1`, schemaFile: 'gates-blob.avsc', key: 'blob', partitions: 1, compacted: false },
   allocations: { name: `${PREFIX}alloc.weights.v1`, schemaFile: 'allocation.avsc', key: 'portfolio', partitions: 1, compacted: true },
   markouts: { name: `${PREFIX}markout.v1`, schemaFile: 'markout.avsc', key: 'instrument', partitions: null, compacted: false },

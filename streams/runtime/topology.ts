@@ -14,6 +14,8 @@ export interface SourceNode {
   topic: string;
   /** Turns a decoded value into the typed record value; throws InputError to dead-letter it. */
   validate: (value: unknown) => unknown;
+  /** Lateness tolerated behind stream time for this source, ms (default: the task's grace). */
+  graceMs?: number;
   children: string[];
 }
 
@@ -37,8 +39,13 @@ export class Topology {
   readonly nodes = new Map<string, TopologyNode>();
   readonly stores = new Map<string, () => StateStore>();
 
-  addSource(name: string, topic: string, validate: (value: unknown) => unknown = (v) => v): this {
-    this.add({ kind: 'source', name, topic, validate, children: [] });
+  /**
+   * `graceMs: Infinity` for a source whose records are never late by design
+   * (e.g. the gates partials, which partitions running at different speeds
+   * write far apart in time).
+   */
+  addSource(name: string, topic: string, validate: (value: unknown) => unknown = (v) => v, opts: { graceMs?: number } = {}): this {
+    this.add({ kind: 'source', name, topic, validate, children: [], ...(opts.graceMs !== undefined ? { graceMs: opts.graceMs } : {}) });
     return this;
   }
 

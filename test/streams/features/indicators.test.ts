@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ewmaVariance, trueRange, wilderStep } from '../../../streams/features/indicators.ts';
-import { initialFeatureState, nextFeature, type FeatureState } from '../../../streams/features/features.ts';
+import { DEFAULT_FEATURE_PARAMS, initialFeatureState, nextFeature, type FeatureState } from '../../../streams/features/features.ts';
 import type { Candle } from '../../../streams/model/records.ts';
 
 const close = (a: number, b: number, tol = 1e-12) => assert.ok(Math.abs(a - b) <= tol, `${a} ≠ ${b} (±${tol})`);
@@ -29,7 +29,7 @@ function bars(closes: number[], spread = 0.5): Candle[] {
 function run(candles: Candle[], atrPeriod = 14) {
   let state: FeatureState = initialFeatureState();
   return candles.map((c) => {
-    const r = nextFeature(state, c, { ewmaLambda: 0.94, atrPeriod });
+    const r = nextFeature(state, c, { ...DEFAULT_FEATURE_PARAMS, atrPeriod });
     state = r.state;
     return r.feature;
   });
