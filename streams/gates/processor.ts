@@ -26,8 +26,6 @@ export const GATES_SPAN_STORE = 'gates-span';
 export const GATES_STATE_STORE = 'gates-state';
 const DAY_MS = 86_400_000;
 
-/** One bar of the span, kept small: it is logged to the changelog once per candle. */
-interface SpanEntry { c: number; s: number; sp: number | null }
 
 export interface InstrumentGateState {
   gate: GateState | undefined;
@@ -47,7 +45,7 @@ type GateFeature = Feature & { signal?: number | null; repetition?: number | nul
 
 export class GatesProcessor implements Processor<GateFeature> {
   private ctx!: ProcessorContext;
-  private span!: WindowStore<SpanEntry>;
+  private span!: WindowStore<SimBar>;
   private state!: KeyValueStore<InstrumentGateState>;
 
   constructor(private readonly config: GatesConfig, private readonly children: { decisions: string; partial: string }) {}
@@ -60,7 +58,8 @@ export class GatesProcessor implements Processor<GateFeature> {
   }
 
   process({ value: f }: StreamRecord<GateFeature>): void {
-    this.span.put(f.instrument, f.ts, { c: f.close, s: f.signal ?? 0, sp: f.spread_bps ?? null });
+    // Stored in the simulator's own shape: an evaluation reads whole spans without converting them.
+    this.span.put(f.instrument, f.ts, { ts: f.ts, close: f.close, signal: f.signal ?? 0, spread_bps: f.spread_bps ?? null });
     const prev = this.state.get(f.instrument);
     this.state.put(f.instrument, { gate: prev?.gate, repetition: f.repetition ?? null, hazard: f.hazard ?? null });
   }
@@ -69,7 +68,7 @@ export class GatesProcessor implements Processor<GateFeature> {
     this.span.evict(at);
     const decisions: GatesPartial['decisions'] = [];
     for (const [instrument, s] of this.state.all()) {
-      const bars: SimBar[] = this.span.fetch(instrument, at - this.config.spanDays * DAY_MS, at).map(([ts, e]) => ({ ts, close: e.c, signal: e.s, spread_bps: e.sp }));
+      const bars = this.span.fetchValues(instrument, at - this.config.spanDays * DAY_MS, at);
       const { decision, state } = evaluateGate({ instrument, now: at, bars, repetition: s.repetition, hazard: s.hazard }, s.gate, this.config);
       this.state.put(instrument, { ...s, gate: state });
       this.ctx.forward({ key: instrument, value: decision, timestamp: at }, this.children.decisions);

@@ -10,6 +10,7 @@ import type { InstrumentCatalog } from '../model/instruments.ts';
 import { featuresTopology, type FeaturesTopologyOptions } from '../features/processor.ts';
 import type { GatesConfig } from './config.ts';
 import { GATES_SPAN_STORE, GATES_STATE_STORE, GatesProcessor, type InstrumentGateState } from './processor.ts';
+import type { SimBar } from './simulate.ts';
 
 export interface SignalTopologyOptions extends FeaturesTopologyOptions {
   gates: GatesConfig;
@@ -21,7 +22,7 @@ export function signalTopology(catalog: InstrumentCatalog, opts: SignalTopologyO
   const spanMs = opts.gates.spanDays * 86_400_000;
   return featuresTopology(catalog, opts)
     .addProcessor('gates', () => new GatesProcessor(opts.gates, { decisions: 'gates-out', partial: 'partial-out' }), 'features')
-    .addStateStore(GATES_SPAN_STORE, () => new WindowStore(GATES_SPAN_STORE, spanMs), 'gates')
+    .addStateStore(GATES_SPAN_STORE, () => new WindowStore<SimBar>(GATES_SPAN_STORE, spanMs), 'gates')
     .addStateStore(GATES_STATE_STORE, () => new KeyValueStore<InstrumentGateState>(GATES_STATE_STORE), 'gates')
     .addSink('gates-out', opts.gatesTopic ?? TOPICS.gates.name, 'gates')
     .addSink('partial-out', opts.partialTopic ?? TOPICS.gatesPartial.name, 'gates');

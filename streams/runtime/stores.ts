@@ -64,15 +64,16 @@ export class KeyValueStore<V> implements StateStore {
 /**
  * Values per key and window start, kept for `retentionMs` of stream time
  * behind the newest window (older windows are dropped, with tombstones).
+ * Per key the windows sit in two parallel arrays sorted by start, so a range
+ * fetch is two binary searches and a slice — evaluators read whole spans of
+ * thousands of windows at every punctuation.
  */
 export class WindowStore<V> implements StateStore {
-  private readonly inner: KeyValueStore<V>;
-  /** key → sorted window starts. */
-  private readonly index = new Map<string, number[]>();
+  private readonly windows = new Map<string, { starts: number[]; values: V[] }>();
+  private pending: ChangelogWrite[] = [];
+  private count = 0;
 
-  constructor(readonly name: string, readonly retentionMs: number) {
-    this.inner = new KeyValueStore<V>(name);
-  }
+  constructor(readonly name: string, readonly retentionMs: number) {}
 
   private static compose(key: string, windowStart: number): string {
     // Fixed-width start keeps composite keys sorted by time within a key.
@@ -80,56 +81,121 @@ export class WindowStore<V> implements StateStore {
   }
 
   put(key: string, windowStart: number, value: V): void {
-    const starts = this.index.get(key) ?? [];
-    // Windows mostly arrive in time order: appending is the common, O(1) case.
-    if (starts.length === 0 || windowStart > starts[starts.length - 1]!) {
-      starts.push(windowStart);
-      this.index.set(key, starts);
-    } else if (!starts.includes(windowStart)) {
-      starts.push(windowStart);
-      starts.sort((a, b) => a - b);
-    }
-    this.inner.put(WindowStore.compose(key, windowStart), value);
+    this.set(key, windowStart, value);
+    this.pending.push({ key: WindowStore.compose(key, windowStart), value: JSON.stringify(value) });
   }
 
   get(key: string, windowStart: number): V | undefined {
-    return this.inner.get(WindowStore.compose(key, windowStart));
+    const w = this.windows.get(key);
+    if (!w) return undefined;
+    const i = lowerBound(w.starts, windowStart);
+    return w.starts[i] === windowStart ? w.values[i] : undefined;
   }
 
   /** Windows of `key` with start in [from, to], oldest first. */
   fetch(key: string, from: number, to: number): [number, V][] {
-    return (this.index.get(key) ?? []).filter((s) => s >= from && s <= to).map((s) => [s, this.inner.get(WindowStore.compose(key, s))!]);
+    const w = this.windows.get(key);
+    if (!w) return [];
+    const lo = lowerBound(w.starts, from);
+    const hi = lowerBound(w.starts, nextUp(to));
+    const out: [number, V][] = new Array(Math.max(0, hi - lo));
+    for (let i = lo; i < hi; i++) out[i - lo] = [w.starts[i]!, w.values[i]!];
+    return out;
+  }
+
+  /** Values of `key`'s windows with start in [from, to], oldest first (no per-window allocation). */
+  fetchValues(key: string, from: number, to: number): V[] {
+    const w = this.windows.get(key);
+    if (!w) return [];
+    return w.values.slice(lowerBound(w.starts, from), lowerBound(w.starts, nextUp(to)));
+  }
+
+  /** Keys with at least one window, sorted. */
+  keys(): string[] {
+    return [...this.windows.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   }
 
   /** Drops windows older than `streamTime − retentionMs`. */
   evict(streamTime: number): void {
     const cutoff = streamTime - this.retentionMs;
-    for (const [key, starts] of this.index) {
-      while (starts.length && starts[0]! < cutoff) this.inner.delete(WindowStore.compose(key, starts.shift()!));
-      if (starts.length === 0) this.index.delete(key);
+    for (const [key, w] of this.windows) {
+      const n = lowerBound(w.starts, cutoff);
+      if (n === 0) continue;
+      for (let i = 0; i < n; i++) this.pending.push({ key: WindowStore.compose(key, w.starts[i]!), value: null });
+      w.starts.splice(0, n);
+      w.values.splice(0, n);
+      this.count -= n;
+      if (w.starts.length === 0) this.windows.delete(key);
     }
   }
 
   size(): number {
-    return this.inner.size();
+    return this.count;
   }
 
   drainChangelog(): ChangelogWrite[] {
-    return this.inner.drainChangelog();
+    const out = this.pending;
+    this.pending = [];
+    return out;
   }
 
   restore(key: string, value: string | null): void {
     const at = key.lastIndexOf('@');
     const base = key.slice(0, at);
     const start = Number(key.slice(at + 1));
-    const starts = this.index.get(base) ?? [];
-    if (value === null) {
-      this.index.set(base, starts.filter((s) => s !== start));
-    } else if (!starts.includes(start)) {
-      starts.push(start);
-      starts.sort((a, b) => a - b);
-      this.index.set(base, starts);
-    }
-    this.inner.restore(key, value);
+    if (value === null) this.remove(base, start);
+    else this.set(base, start, JSON.parse(value) as V);
   }
+
+  private set(key: string, windowStart: number, value: V): void {
+    let w = this.windows.get(key);
+    if (!w) {
+      w = { starts: [], values: [] };
+      this.windows.set(key, w);
+    }
+    const n = w.starts.length;
+    // Windows mostly arrive in time order: appending is the common, O(1) case.
+    if (n === 0 || windowStart > w.starts[n - 1]!) {
+      w.starts.push(windowStart);
+      w.values.push(value);
+      this.count++;
+      return;
+    }
+    const i = lowerBound(w.starts, windowStart);
+    if (w.starts[i] === windowStart) {
+      w.values[i] = value;
+      return;
+    }
+    w.starts.splice(i, 0, windowStart);
+    w.values.splice(i, 0, value);
+    this.count++;
+  }
+
+  private remove(key: string, windowStart: number): void {
+    const w = this.windows.get(key);
+    if (!w) return;
+    const i = lowerBound(w.starts, windowStart);
+    if (w.starts[i] !== windowStart) return;
+    w.starts.splice(i, 1);
+    w.values.splice(i, 1);
+    this.count--;
+    if (w.starts.length === 0) this.windows.delete(key);
+  }
+}
+
+/** First index whose value is ≥ x in an ascending array. */
+function lowerBound(xs: readonly number[], x: number): number {
+  let lo = 0;
+  let hi = xs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (xs[mid]! < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** The smallest number above x, so [from, to] ranges include `to` with lowerBound. */
+function nextUp(x: number): number {
+  return Number.isInteger(x) ? x + 1 : x + Math.abs(x) * Number.EPSILON + Number.MIN_VALUE;
 }
