@@ -19,6 +19,7 @@ import { signalTopology } from '../../streams/gates/topology.ts';
 import { gatesBlobTopology } from '../../streams/gates/blob-processor.ts';
 import { TimescaleSink } from '../../connectors/sink/timescale-sink.ts';
 import { LatestSnapshot } from '../../connectors/redis/latest-snapshot.ts';
+import { GatesBlobMirror } from '../../connectors/redis/gates-blob.ts';
 import type { Services } from './services.ts';
 import { sleep } from '../../ops/stack/process.ts';
 import { startHttp } from './http.ts';
@@ -73,13 +74,16 @@ export async function runPipeline(o: RunOptions): Promise<RunSummary> {
   });
   const sink = new TimescaleSink({ kafka, serde, db: o.db, producer, topics: [TOPICS.candles.name, TOPICS.features.name], groupId: `${TOPIC_PREFIX}sep-sink-${o.runId}`, runId: o.runId, log: o.log });
   const snapshot = new LatestSnapshot({ kafka, serde, redis: o.redis, topic: TOPICS.features.name, hashKey: LATEST_FEATURES_KEY, groupId: `${TOPIC_PREFIX}sep-snapshot-${o.runId}` });
+  // Namespaced like the topics, so a test or a second stack on one Redis cannot overwrite the live blob.
+  const blobMirror = new GatesBlobMirror({ kafka, serde, redis: o.redis, groupId: `${TOPIC_PREFIX}sep-gates-blob-mirror-${o.runId}`, keyPrefix: TOPIC_PREFIX, gates });
   const server = await startHttp(o.httpPort ?? 0, () => ({ status: app.state === 'running' && blobApp.state === 'running' && sink.state === 'running' ? 'ok' : app.state, features: app.state, gatesBlob: blobApp.state, sink: sink.state }));
   try {
     await app.start();
     await blobApp.start();
     await sink.start();
     await snapshot.start();
-    o.log(`pipeline running (run ${o.runId}): ${TOPICS.ticks.name} + ${TOPICS.candles.name} → features → ${TOPICS.features.name}, gates every ${gates.evalIntervalSec} s of stream time → ${TOPICS.gates.name}, ${TOPICS.gatesBlob.name}; sink → candles, features; ${LATEST_FEATURES_KEY} in Redis`);
+    await blobMirror.start();
+    o.log(`pipeline running (run ${o.runId}): ${TOPICS.ticks.name} + ${TOPICS.candles.name} → features → ${TOPICS.features.name}, gates every ${gates.evalIntervalSec} s of stream time → ${TOPICS.gates.name}, ${TOPICS.gatesBlob.name}; sink → candles, features; ${LATEST_FEATURES_KEY} and ${blobMirror.keys.blob} in Redis`);
     if (o.untilCaughtUp) {
       const deadline = Date.now() + (o.timeoutMs ?? 600_000);
       let lastReport = Date.now();
@@ -87,7 +91,7 @@ export async function runPipeline(o: RunOptions): Promise<RunSummary> {
         while (!(await done())) {
           if (Date.now() - lastReport > 5000) {
             lastReport = Date.now();
-            o.log(`waiting for ${what} to catch up: ${describePositions({ features: app.positions, sink: sink.positions(), snapshot: snapshot.positions })}`);
+            o.log(`waiting for ${what} to catch up: ${describePositions({ features: app.positions, gatesBlob: blobApp.positions, sink: sink.positions(), snapshot: snapshot.positions, blobMirror: blobMirror.positions })}`);
           }
           if (o.signal?.aborted) throw new Error(`stopped by a signal while waiting for ${what} to catch up`);
           const failure = app.error() ?? blobApp.error();
@@ -104,6 +108,8 @@ export async function runPipeline(o: RunOptions): Promise<RunSummary> {
       const featureEnds = await endOffsets(admin, TOPICS.features.name);
       await wait('sink', () => sink.caughtUp(new Map([...candleEnds, [TOPICS.features.name, featureEnds]])));
       await wait('redis snapshot', () => [...featureEnds].every(([p, high]) => high === 0n || (snapshot.positions.get(p) ?? 0n) >= high));
+      const blobEnds = await endOffsets(admin, TOPICS.gatesBlob.name);
+      await wait('gates blob mirror', () => [...blobEnds].every(([p, high]) => high === 0n || (blobMirror.positions.get(p) ?? 0n) >= high));
     } else {
       await new Promise<void>((resolve) => {
         if (o.signal?.aborted) resolve();
@@ -115,6 +121,7 @@ export async function runPipeline(o: RunOptions): Promise<RunSummary> {
     await blobApp.stop();
     await sink.stop();
     await snapshot.stop();
+    await blobMirror.stop();
     await producer.disconnect();
     server?.close();
   }

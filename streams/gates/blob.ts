@@ -1,7 +1,7 @@
 /**
  * The gates blob (schemas/avro/gates-blob.avsc): the one snapshot
  * allocator-lite trusts, `{ts, gates, cooldowns, bufs, repetition, hazard,
- * calmar}`, every map keyed by instrument in sorted order so the same
+ * calmar, span_ok}`, every map keyed by instrument in sorted order so the same
  * decisions always serialise to the same bytes (replay must be bit-identical).
  */
 import type { GateDecision } from './evaluate.ts';
@@ -16,6 +16,8 @@ export interface GatesBlob {
   repetition: Record<string, number>;
   hazard: Record<string, number>;
   calmar: Record<string, number>;
+  /** Strict span integrity per instrument (what `sep_span_integrity_ok` reports). */
+  span_ok: Record<string, boolean>;
 }
 
 /**
@@ -32,7 +34,7 @@ export function buildGatesBlob(ts: number, decisions: readonly GateDecision[]): 
   }
   // Code-unit order, not localeCompare: the order must not depend on the host's locale.
   const instruments = [...latest.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  const blob: GatesBlob = { ts, gates: {}, cooldowns: {}, bufs: {}, repetition: {}, hazard: {}, calmar: {} };
+  const blob: GatesBlob = { ts, gates: {}, cooldowns: {}, bufs: {}, repetition: {}, hazard: {}, calmar: {}, span_ok: {} };
   for (const instrument of instruments) {
     const d = latest.get(instrument)!;
     blob.gates[instrument] = d.eligible;
@@ -41,6 +43,7 @@ export function buildGatesBlob(ts: number, decisions: readonly GateDecision[]): 
     blob.repetition[instrument] = d.repetition;
     blob.hazard[instrument] = d.hazard;
     blob.calmar[instrument] = d.calmar;
+    blob.span_ok[instrument] = d.span_ok;
   }
   return blob;
 }

@@ -17,6 +17,14 @@ export const METRIC = {
   consumerLag: 'sep_consumer_lag',
   restoreSeconds: 'sep_state_restore_seconds',
   transactionAborts: 'sep_transaction_aborts_total',
+  // The rolling gates as the gates blob mirror exports them (docs/gates.md, "Operations").
+  rollingGate: 'sep_rolling_gate',
+  rollingEligibleCount: 'sep_rolling_eligible_count',
+  rollingCooldown: 'sep_rolling_cooldown',
+  rollingSessionOpen: 'sep_rolling_session_open',
+  spanIntegrityOk: 'sep_span_integrity_ok',
+  gatesBlobAge: 'sep_gates_blob_age_seconds',
+  gatesBlobMaxAge: 'sep_gates_blob_max_age_seconds',
 } as const;
 
 export const registry = new client.Registry();
@@ -106,3 +114,69 @@ export const inputPauses = new client.Counter({
   labelNames: ['application', 'topic'] as const,
   registers: [registry],
 });
+
+// ---- Rolling gates (connectors/redis/gates-blob.ts keeps them; docs/gates.md, "Operations").
+// Each describes the newest gates blob the mirror has read; until the first
+// blob they have no sample at all, so an alert sees "absent", never a false 0.
+
+export const rollingGate = new client.Gauge({
+  name: METRIC.rollingGate,
+  help: 'Rolling gate per instrument in the newest gates blob: 1 on the instrument\'s current {eligible, buf} combination only, so count(sep_rolling_gate{eligible="1"}) is the eligible count',
+  labelNames: ['instrument', 'eligible', 'buf'] as const,
+  registers: [registry],
+});
+
+export const rollingEligibleCount = new client.Gauge({
+  name: METRIC.rollingEligibleCount,
+  help: 'Instruments eligible in the newest gates blob',
+  registers: [registry],
+});
+rollingEligibleCount.remove(); // an unlabelled gauge starts at 0: no sample until the first blob
+
+export const rollingCooldown = new client.Gauge({
+  name: METRIC.rollingCooldown,
+  help: 'Rolling-gate cooldown per instrument in the newest gates blob: 1 while in cooldown (4 misses in a row → 2 h), else 0',
+  labelNames: ['instrument'] as const,
+  registers: [registry],
+});
+
+export const spanIntegrityOk = new client.Gauge({
+  name: METRIC.spanIntegrityOk,
+  help: 'Strict span integrity per instrument in the newest gates blob: 1 ok, 0 broken (the instrument cannot pass)',
+  labelNames: ['instrument'] as const,
+  registers: [registry],
+});
+
+export const gatesBlobMaxAge = new client.Gauge({
+  name: METRIC.gatesBlobMaxAge,
+  help: 'GATES_BLOB_MAX_AGE_SEC, seconds: the blob age beyond which allocator-lite keeps its previous weights (the freshness alert compares against it)',
+  registers: [registry],
+});
+gatesBlobMaxAge.remove();
+
+/** A gauge whose value is computed at each scrape by a sampler; no sample while the sampler is unset or returns undefined. */
+export interface ScrapedGauge {
+  readonly gauge: client.Gauge;
+  /** Installs (or with undefined removes) the function called at each scrape. */
+  sampleWith(sampler: (() => number | undefined) | undefined): void;
+}
+
+function scrapedGauge(name: string, help: string): ScrapedGauge {
+  let sampler: (() => number | undefined) | undefined;
+  const gauge = new client.Gauge({
+    name, help, registers: [registry],
+    collect() {
+      const v = sampler?.();
+      if (v === undefined) this.remove();
+      else this.set(v);
+    },
+  });
+  gauge.remove();
+  return { gauge, sampleWith: (s) => { sampler = s; } };
+}
+
+export const gatesBlobAge = scrapedGauge(METRIC.gatesBlobAge,
+  'Wall-clock now minus the ts of the newest gates blob, seconds, computed at scrape; no sample before the first blob');
+
+export const rollingSessionOpen = scrapedGauge(METRIC.rollingSessionOpen,
+  'Whether the gates can pass now (wall clock, the gates\' session calendar): 1 when a session is open and the close is more than SESSION_EXIT_MINUTES away, else 0');
