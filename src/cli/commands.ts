@@ -7,14 +7,16 @@ import path from 'node:path';
 import { UsageError } from '../../streams/runtime/errors.ts';
 import { resolveConfig } from '../../streams/runtime/config.ts';
 import { createProducer, endOffsets } from '../../streams/runtime/kafka.ts';
-import { TOPICS } from '../../streams/runtime/topics.ts';
+import { TOPICS, TOPIC_PREFIX } from '../../streams/runtime/topics.ts';
+import { GATES_BLOB_KEY } from '../../connectors/redis/gates-blob.ts';
+import type { GatesBlob } from '../../streams/gates/blob.ts';
 import { InstrumentCatalog } from '../../streams/model/instruments.ts';
 import type { RecordKind } from '../../streams/model/records.ts';
 import { formatReport, importFile, resolveImportFiles, type FileReport } from '../../connectors/import/importer.ts';
 import { generateRecordedDay } from '../generate/recorded-day.ts';
 import { writeRecordedDay } from '../generate/write.ts';
 import { connectDatabase, connectRedis, connectServices } from '../pipeline/services.ts';
-import { runPipeline } from '../pipeline/run.ts';
+import { resolvePipelineConfig, runPipeline } from '../pipeline/run.ts';
 import { redact, stackUp } from '../../ops/stack/index.ts';
 
 type Values = Record<string, string | boolean | undefined>;
@@ -108,10 +110,12 @@ async function importAll(files: { file: string; kind: RecordKind }[]): Promise<F
 
 const run: Command = {
   usage: `usage: sep run [--run-id ID] [--until-caught-up]
-  Runs the pipeline: md.candles.v1 → features → features.v1, and the sink
-  (candles, features) into TimescaleDB, stamped with the run id (default live).
-  Stops on SIGTERM/SIGINT after the current batch, or with --until-caught-up
-  once everything on the input topics at start is in the database.`,
+  Runs the pipeline: md.ticks.v1 + md.candles.v1 → features → rolling gates →
+  features.v1, gates.v1, gates.blob.v1 (and Redis opt:rolling:gates_blob), and
+  the sink (candles, features) into TimescaleDB, stamped with the run id
+  (default live). Knobs: docs/gates.md, docs/regime.md. Stops on SIGTERM/SIGINT
+  after the current batch, or with --until-caught-up once everything on the
+  input topics at start is processed and written.`,
   options: { 'run-id': { type: 'string' }, 'until-caught-up': { type: 'boolean' } },
   async run(v) {
     const runId = runIdFlag(v['run-id'], 'live');
@@ -126,6 +130,8 @@ const HTTP_CONFIG = {
 } as const;
 
 async function withPipeline(runId: string, untilCaughtUp: boolean, httpPort = 0) {
+  // Knobs first: a bad one stops here, before any connection, naming the knob and its range.
+  const config = resolvePipelineConfig();
   const services = await connectServices({ clientId: 'sep-run', log });
   const db = await connectDatabase(services.urls.DATABASE_URL);
   const redis = await connectRedis(services.urls.REDIS_URL);
@@ -134,7 +140,7 @@ async function withPipeline(runId: string, untilCaughtUp: boolean, httpPort = 0)
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
   try {
-    return await runPipeline({ services, db, redis, runId, untilCaughtUp, log, signal: controller.signal, httpPort });
+    return await runPipeline({ services, db, redis, runId, untilCaughtUp, log, signal: controller.signal, httpPort, config });
   } finally {
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
@@ -177,10 +183,33 @@ const demo: Command = {
     const summary = await withPipeline('live', true);
     log(`pipeline: ${summary.rows} new rows in TimescaleDB in ${(summary.elapsedMs / 1000).toFixed(1)} s`);
     await printDemoSummary(urls.DATABASE_URL);
+    await printGatesSummary(urls.REDIS_URL);
     log(`demo finished in ${((Date.now() - t0) / 1000).toFixed(1)} s; the stack keeps running (npm run stack:down stops it)`);
     return 0;
   },
 };
+
+/** The newest gates blob, as the runbook reads it from Redis. */
+async function printGatesSummary(redisUrl: string): Promise<void> {
+  const redis = await connectRedis(redisUrl);
+  try {
+    const key = `${TOPIC_PREFIX}${GATES_BLOB_KEY}`;
+    const raw = await redis.get(key);
+    if (!raw) {
+      log(`\nno gates blob in Redis ${key} yet`);
+      return;
+    }
+    const blob = JSON.parse(raw) as GatesBlob;
+    const names = Object.keys(blob.gates);
+    const eligible = names.filter((i) => blob.gates[i]);
+    log(`\ngates blob at ${new Date(blob.ts).toISOString()} (redis-cli GET ${key}): ${eligible.length} of ${names.length} eligible${eligible.length ? ` (${eligible.join(', ')})` : ''}; spans intact: ${names.filter((i) => blob.span_ok[i]).length}`);
+    if (eligible.length === 0) {
+      log('  one recorded day is shorter than the default 7-day spans (GATES_SPAN_DAYS, SPAN_MIN_BARS) and random-walk prices rarely reach GUARD_MIN_COHERENCE 0.55; the reasons per instrument are on gates.v1, the knobs in docs/gates.md');
+    }
+  } finally {
+    redis.disconnect();
+  }
+}
 
 async function printDemoSummary(databaseUrl: string): Promise<void> {
   const db = await connectDatabase(databaseUrl);

@@ -12,9 +12,9 @@ import { createProducer, endOffsets, partitionForKey } from '../../streams/runti
 import { TOPICS, TOPIC_PREFIX } from '../../streams/runtime/topics.ts';
 import { StreamsApp, type Guarantee } from '../../streams/runtime/streams-app.ts';
 import { InstrumentCatalog } from '../../streams/model/instruments.ts';
-import { DEFAULT_FEATURE_PARAMS } from '../../streams/features/features.ts';
+import { DEFAULT_FEATURE_PARAMS, type FeatureParams } from '../../streams/features/features.ts';
 import { resolveRegimeParams } from '../../streams/features/regime.ts';
-import { resolveGatesConfig } from '../../streams/gates/config.ts';
+import { resolveGatesConfig, type GatesConfig } from '../../streams/gates/config.ts';
 import { signalTopology } from '../../streams/gates/topology.ts';
 import { gatesBlobTopology } from '../../streams/gates/blob-processor.ts';
 import { TimescaleSink } from '../../connectors/sink/timescale-sink.ts';
@@ -40,6 +40,24 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Port of /health and /metrics; 0 disables. */
   httpPort?: number;
+  /** Resolved processor knobs (default: from the environment). */
+  config?: PipelineConfig;
+}
+
+export interface PipelineConfig {
+  catalog: InstrumentCatalog;
+  params: FeatureParams;
+  gates: GatesConfig;
+  /** Accepted but changed values (e.g. a clamped pair buffer), to log once. */
+  warnings: string[];
+}
+
+/** Every processor knob, resolved and checked: a bad one throws a ConfigError naming it and its range. */
+export function resolvePipelineConfig(env: NodeJS.ProcessEnv = process.env): PipelineConfig {
+  const catalog = InstrumentCatalog.fromEnv(env);
+  const params = { ...DEFAULT_FEATURE_PARAMS, regime: resolveRegimeParams({}, env) };
+  const { config: gates, warnings } = resolveGatesConfig({}, env);
+  return { catalog, params, gates, warnings };
 }
 
 export interface RunSummary {
@@ -54,10 +72,7 @@ function describePositions(parts: Record<string, Map<string | number, bigint>>):
 export async function runPipeline(o: RunOptions): Promise<RunSummary> {
   const t0 = Date.now();
   const { kafka, admin, serde } = o.services;
-  // Every knob is checked before anything starts: a bad one stops here with its name and range.
-  const catalog = InstrumentCatalog.fromEnv();
-  const params = { ...DEFAULT_FEATURE_PARAMS, regime: resolveRegimeParams() };
-  const { config: gates, warnings } = resolveGatesConfig();
+  const { catalog, params, gates, warnings } = o.config ?? resolvePipelineConfig();
   for (const w of warnings) o.log(`warning: ${w}`);
   const guarantee = o.guarantee ?? 'exactly_once';
   const partitions = (await admin.fetchTopicMetadata({ topics: [TOPICS.candles.name] })).topics[0]!.partitions.length;
