@@ -89,18 +89,20 @@ export class AvroSerde {
    * `unknown_schema` (an id the registry does not know).
    */
   async decode<T>(topic: string, bytes: Buffer | null): Promise<T> {
-    if (!bytes || bytes.length < 5 || bytes.readUInt8(0) !== MAGIC) {
-      throw new DecodeError('undecodable', `value is not Confluent-framed Avro (${bytes ? `${bytes.length} bytes, first byte ${bytes[0]}` : 'null'})`);
-    }
-    const id = bytes.readUInt32BE(1);
+    const id = schemaIdOf(bytes);
     const entry = this.readers.get(`${topic}/${id}`) ?? await this.loadReader(topic, id);
-    try {
-      const body = bytes.subarray(5);
-      const value = entry.resolver ? entry.reader.fromBuffer(body, entry.resolver) : entry.reader.fromBuffer(body);
-      return value as T;
-    } catch (err) {
-      throw new DecodeError('undecodable', `bytes do not decode as schema id ${id}: ${(err as Error).message}`, { cause: err });
-    }
+    return read<T>(entry, bytes!, id);
+  }
+
+  /**
+   * `decode` without a promise when the writer schema is already known (the
+   * hot path: one await per record costs more than the decoding); undefined
+   * when it must be fetched first — then call `decode`.
+   */
+  decodeCached<T>(topic: string, bytes: Buffer | null): T | undefined {
+    const id = schemaIdOf(bytes);
+    const entry = this.readers.get(`${topic}/${id}`);
+    return entry ? read<T>(entry, bytes!, id) : undefined;
   }
 
   private async loadReader(topic: string, id: number): Promise<WriterEntry> {
@@ -136,5 +138,21 @@ export class AvroSerde {
     if (!res.ok) throw new UnavailableError('REGISTRY_UNAVAILABLE', `schema registry answered ${res.status} for id ${id}`);
     const body = (await res.json()) as { schema: string };
     return JSON.parse(body.schema);
+  }
+}
+
+function schemaIdOf(bytes: Buffer | null): number {
+  if (!bytes || bytes.length < 5 || bytes.readUInt8(0) !== MAGIC) {
+    throw new DecodeError('undecodable', `value is not Confluent-framed Avro (${bytes ? `${bytes.length} bytes, first byte ${bytes[0]}` : 'null'})`);
+  }
+  return bytes.readUInt32BE(1);
+}
+
+function read<T>(entry: WriterEntry, bytes: Buffer, id: number): T {
+  try {
+    const body = bytes.subarray(5);
+    return (entry.resolver ? entry.reader.fromBuffer(body, entry.resolver) : entry.reader.fromBuffer(body)) as T;
+  } catch (err) {
+    throw new DecodeError('undecodable', `bytes do not decode as schema id ${id}: ${(err as Error).message}`, { cause: err });
   }
 }
