@@ -76,13 +76,84 @@ function walk(returns: readonly number[]): { growth: number; worst: number } {
   let peak = START;
   let worst = 0;
   for (const r of returns) {
-    growth *= 1 + (Number.isFinite(r) ? r : 0);
+    growth *= growthFactor(r);
     const value = growth * START;
     if (value > peak) peak = value;
     const dd = (value - peak) / peak;
     if (dd < worst) worst = dd; // NaN (an overflowed curve) compares false and is skipped
   }
   return { growth, worst };
+}
+
+/** One step of the compounded curve: 1 + r, a non-finite return counting as 0. */
+export function growthFactor(r: number): number {
+  return 1 + (Number.isFinite(r) ? r : 0);
+}
+
+/**
+ * The compounded curve of `walk`, fed one growth factor (`growthFactor(r)`)
+ * at a time, for callers that keep their factors between evaluations (the
+ * evaluator's span series, evaluate.ts). The operations and their order are
+ * walk's, so `stats` is bit-identical to calmarStats over the same returns.
+ */
+export class CompoundedCurve {
+  private n = 0;
+  private growth = 1;
+  private peak = START;
+  private worst = 0;
+
+  /** Back to the empty curve, so one instance serves many evaluations. */
+  reset(): this {
+    this.n = 0;
+    this.growth = 1;
+    this.peak = START;
+    this.worst = 0;
+    return this;
+  }
+
+  step(factor: number): void {
+    this.growth *= factor;
+    const value = this.growth * START;
+    if (value > this.peak) this.peak = value;
+    const dd = (value - this.peak) / this.peak;
+    if (dd < this.worst) this.worst = dd;
+    this.n += 1;
+  }
+
+  /**
+   * `count` steps with a factor of exactly 1 (a flat bar): they change
+   * nothing but the number of periods. growth·1 is growth, so the value is
+   * the one the previous step had (or START, which is the starting peak); the
+   * peak already covers it, and its drawdown equals the previous step's (0
+   * at the start), which `worst` already covers. So flat steps may be
+   * counted in any place, without walking them.
+   */
+  flat(count: number): void {
+    this.n += count;
+  }
+
+  /** Steps through factors[from] … factors[to − 1]. */
+  steps(factors: Float64Array, from: number, to: number): void {
+    let growth = this.growth;
+    let peak = this.peak;
+    let worst = this.worst;
+    for (let i = from; i < to; i++) {
+      growth *= factors[i]!;
+      const value = growth * START;
+      if (value > peak) peak = value;
+      const dd = (value - peak) / peak;
+      if (dd < worst) worst = dd;
+    }
+    this.growth = growth;
+    this.peak = peak;
+    this.worst = worst;
+    this.n += Math.max(0, to - from);
+  }
+
+  stats(p: CalmarParams): CalmarStats {
+    const annual = annualise(this.growth, this.n, p.periodsPerYear);
+    return { totalReturn: finite(this.growth - 1), maxDrawdown: this.worst, annualReturn: annual, calmar: ratio(annual, this.worst, p.calmarCap) };
+  }
 }
 
 function annualise(growth: number, n: number, periodsPerYear: number): number {

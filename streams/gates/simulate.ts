@@ -51,15 +51,44 @@ export function simulate(bars: readonly SimBar[], p: CalmarParams): SimResult {
   let spread = 0;
   for (let t = 0; t < bars.length; t++) {
     const bar = bars[t]!;
-    const pos = Number.isFinite(bar.signal) ? Math.sign(bar.signal) : 0;
-    if (bar.spread_bps !== null && Number.isFinite(bar.spread_bps) && bar.spread_bps >= 0) spread = bar.spread_bps;
-    const close = Number.isFinite(bar.close) && bar.close > 0 ? bar.close : NaN;
-    const move = prevPos !== 0 && close > 0 && prevClose > 0 ? prevPos * (close / prevClose - 1) : 0;
-    const cost = (spread / 2 / 1e4) * Math.abs(pos - prevPos);
-    returns[t] = move - cost;
+    const pos = positionOf(bar.signal);
+    const valid = validSpread(bar.spread_bps);
+    if (valid === valid) spread = valid;
+    const close = validClose(bar.close);
+    returns[t] = barReturn(prevPos, pos, prevClose, close, spread);
     if (pos !== 0 && pos !== prevPos) trades += 1;
     prevPos = pos;
     if (close > 0) prevClose = close;
   }
   return { returns, trades, ...calmarStats(returns, p) };
+}
+
+/*
+ * The steps of one bar, shared by `simulate` and the evaluator's cached spans
+ * (evaluate.ts, SpanSeries), so both do the same floating-point operations.
+ */
+
+/** The position a signal asks for: its sign; a non-finite signal (NaN, ±Infinity, null from JSON) → 0. */
+export function positionOf(signal: number): number {
+  return Number.isFinite(signal) ? Math.sign(signal) : 0;
+}
+
+/** The close if usable (finite and > 0), else NaN. */
+export function validClose(close: number): number {
+  return Number.isFinite(close) && close > 0 ? close : NaN;
+}
+
+/** The spread if usable (finite and ≥ 0), else NaN. */
+export function validSpread(spreadBps: number | null): number {
+  return spreadBps !== null && Number.isFinite(spreadBps) && spreadBps >= 0 ? spreadBps : NaN;
+}
+
+/**
+ * r_t = pos_{t−1}·(C_t/C_{t−1} − 1) − cost_t, with `prevClose` the last valid
+ * close before the bar (NaN: none, no move) and `spread` the carried spread.
+ */
+export function barReturn(prevPos: number, pos: number, prevClose: number, close: number, spread: number): number {
+  const move = prevPos !== 0 && close > 0 && prevClose > 0 ? prevPos * (close / prevClose - 1) : 0;
+  const cost = (spread / 2 / 1e4) * Math.abs(pos - prevPos);
+  return move - cost;
 }

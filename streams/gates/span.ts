@@ -57,8 +57,7 @@ export function checkSpan(cal: SessionCalendar, barTs: readonly number[], p: Spa
   const failures: SpanFailure[] = [];
   let missingBars = 0;
   let worstGap: SpanGap | null = null;
-  const note = (after: number, before: number, slots: number): void => {
-    const missing = openSlots(cal, after, slots, bar);
+  const note = (after: number, before: number, missing: number): void => {
     missingBars += missing;
     if (missing > 0 && (worstGap === null || missing > worstGap.missing)) worstGap = { after, before, missing };
   };
@@ -71,19 +70,36 @@ export function checkSpan(cal: SessionCalendar, barTs: readonly number[], p: Spa
       unordered = true;
       continue;
     }
-    const slots = Math.round((b - a) / bar) - 1;
-    if (slots > 0) note(a, b, slots);
+    note(a, b, missingBetween(cal, a, b, bar));
   }
   const last = barTs[barTs.length - 1];
-  if (p.asOfMs !== undefined && last !== undefined && p.asOfMs > last) {
-    const slots = Math.floor((p.asOfMs - last) / bar) - 1;
-    if (slots > 0) note(last, p.asOfMs, slots);
-  }
+  if (p.asOfMs !== undefined && last !== undefined) note(last, p.asOfMs, missingAfter(cal, last, p.asOfMs, bar));
 
   if (unordered) failures.push('unordered');
   if (barTs.length < p.minBars) failures.push('too_short');
   if (missingBars > p.maxMissingBars) failures.push('missing_bars');
   return { ok: failures.length === 0, bars: barTs.length, missingBars, worstGap, failures, detail: describe(failures, barTs.length, missingBars, worstGap, p) };
+}
+
+/**
+ * Open-market bars missing between consecutive bars closing at `a` < `b`:
+ * the round((b − a)/bar) − 1 empty slots whose minute starts in open market.
+ * It depends on the two bars only, so a caller that keeps a span between
+ * evaluations can count each gap once (evaluate.ts, SpanSeries).
+ */
+export function missingBetween(cal: SessionCalendar, a: number, b: number, bar: number = M1_MS): number {
+  const slots = Math.round((b - a) / bar) - 1;
+  return slots > 0 ? openSlots(cal, a, slots, bar) : 0;
+}
+
+/**
+ * Open-market bars missing after the last bar (closing at `last`) up to
+ * `asOf`, the bar closing at `asOf` itself excepted (it may be in flight).
+ */
+export function missingAfter(cal: SessionCalendar, last: number, asOf: number, bar: number = M1_MS): number {
+  if (!(asOf > last)) return 0;
+  const slots = Math.floor((asOf - last) / bar) - 1;
+  return slots > 0 ? openSlots(cal, last, slots, bar) : 0;
 }
 
 /**

@@ -66,10 +66,14 @@ export class KeyValueStore<V> implements StateStore {
  * behind the newest window (older windows are dropped, with tombstones).
  * Per key the windows sit in two parallel arrays sorted by start, so a range
  * fetch is two binary searches and a slice — evaluators read whole spans of
- * thousands of windows at every punctuation.
+ * thousands of windows at every punctuation. Eviction only moves a key's
+ * `head` past the dropped windows; the arrays are compacted once the dropped
+ * part is a quarter of them, so evicting one window from a span of thousands
+ * costs O(1) amortised rather than a shift of every window.
  */
 export class WindowStore<V> implements StateStore {
-  private readonly windows = new Map<string, { starts: number[]; values: V[] }>();
+  /** Per key, the live windows are [head, starts.length) of the arrays. */
+  private readonly windows = new Map<string, { starts: number[]; values: V[]; head: number }>();
   private pending: ChangelogWrite[] = [];
   private count = 0;
 
@@ -88,7 +92,7 @@ export class WindowStore<V> implements StateStore {
   get(key: string, windowStart: number): V | undefined {
     const w = this.windows.get(key);
     if (!w) return undefined;
-    const i = lowerBound(w.starts, windowStart);
+    const i = lowerBound(w.starts, windowStart, w.head);
     return w.starts[i] === windowStart ? w.values[i] : undefined;
   }
 
@@ -96,8 +100,8 @@ export class WindowStore<V> implements StateStore {
   fetch(key: string, from: number, to: number): [number, V][] {
     const w = this.windows.get(key);
     if (!w) return [];
-    const lo = lowerBound(w.starts, from);
-    const hi = lowerBound(w.starts, nextUp(to));
+    const lo = lowerBound(w.starts, from, w.head);
+    const hi = lowerBound(w.starts, nextUp(to), lo);
     const out: [number, V][] = new Array(Math.max(0, hi - lo));
     for (let i = lo; i < hi; i++) out[i - lo] = [w.starts[i]!, w.values[i]!];
     return out;
@@ -107,7 +111,8 @@ export class WindowStore<V> implements StateStore {
   fetchValues(key: string, from: number, to: number): V[] {
     const w = this.windows.get(key);
     if (!w) return [];
-    return w.values.slice(lowerBound(w.starts, from), lowerBound(w.starts, nextUp(to)));
+    const lo = lowerBound(w.starts, from, w.head);
+    return w.values.slice(lo, lowerBound(w.starts, nextUp(to), lo));
   }
 
   /** Keys with at least one window, sorted. */
@@ -119,13 +124,16 @@ export class WindowStore<V> implements StateStore {
   evict(streamTime: number): void {
     const cutoff = streamTime - this.retentionMs;
     for (const [key, w] of this.windows) {
-      const n = lowerBound(w.starts, cutoff);
-      if (n === 0) continue;
-      for (let i = 0; i < n; i++) this.pending.push({ key: WindowStore.compose(key, w.starts[i]!), value: null });
-      w.starts.splice(0, n);
-      w.values.splice(0, n);
-      this.count -= n;
-      if (w.starts.length === 0) this.windows.delete(key);
+      const n = lowerBound(w.starts, cutoff, w.head);
+      if (n === w.head) continue;
+      for (let i = w.head; i < n; i++) {
+        this.pending.push({ key: WindowStore.compose(key, w.starts[i]!), value: null });
+        (w.values as (V | undefined)[])[i] = undefined; // let the dropped value go before the compaction
+      }
+      this.count -= n - w.head;
+      w.head = n;
+      if (w.head === w.starts.length) this.windows.delete(key);
+      else if (w.head * 4 >= w.starts.length) compact(w);
     }
   }
 
@@ -150,42 +158,61 @@ export class WindowStore<V> implements StateStore {
   private set(key: string, windowStart: number, value: V): void {
     let w = this.windows.get(key);
     if (!w) {
-      w = { starts: [], values: [] };
+      w = { starts: [], values: [], head: 0 };
       this.windows.set(key, w);
     }
     const n = w.starts.length;
     // Windows mostly arrive in time order: appending is the common, O(1) case.
-    if (n === 0 || windowStart > w.starts[n - 1]!) {
+    if (n === w.head || windowStart > w.starts[n - 1]!) {
       w.starts.push(windowStart);
       w.values.push(value);
       this.count++;
       return;
     }
-    const i = lowerBound(w.starts, windowStart);
+    const i = lowerBound(w.starts, windowStart, w.head);
     if (w.starts[i] === windowStart) {
       w.values[i] = value;
       return;
     }
-    w.starts.splice(i, 0, windowStart);
-    w.values.splice(i, 0, value);
+    if (i === w.head && w.head > 0) {
+      // Before every live window: reuse the slot of the last dropped one.
+      w.head--;
+      w.starts[w.head] = windowStart;
+      w.values[w.head] = value;
+    } else {
+      w.starts.splice(i, 0, windowStart);
+      w.values.splice(i, 0, value);
+    }
     this.count++;
   }
 
   private remove(key: string, windowStart: number): void {
     const w = this.windows.get(key);
     if (!w) return;
-    const i = lowerBound(w.starts, windowStart);
+    const i = lowerBound(w.starts, windowStart, w.head);
     if (w.starts[i] !== windowStart) return;
-    w.starts.splice(i, 1);
-    w.values.splice(i, 1);
+    if (i === w.head) {
+      (w.values as (V | undefined)[])[i] = undefined;
+      w.head++;
+    } else {
+      w.starts.splice(i, 1);
+      w.values.splice(i, 1);
+    }
     this.count--;
-    if (w.starts.length === 0) this.windows.delete(key);
+    if (w.head === w.starts.length) this.windows.delete(key);
+    else if (w.head * 4 >= w.starts.length) compact(w);
   }
 }
 
-/** First index whose value is ≥ x in an ascending array. */
-function lowerBound(xs: readonly number[], x: number): number {
-  let lo = 0;
+/** Drops a key's evicted windows from the front of its arrays. */
+function compact(w: { starts: number[]; values: unknown[]; head: number }): void {
+  w.starts.splice(0, w.head);
+  w.values.splice(0, w.head);
+  w.head = 0;
+}
+
+/** First index in [lo, xs.length) whose value is ≥ x in an ascending array. */
+function lowerBound(xs: readonly number[], x: number, lo = 0): number {
   let hi = xs.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
