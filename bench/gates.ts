@@ -11,7 +11,10 @@
  * Monday 2026-01-05, a random walk per instrument. The first GATES_SPAN_DAYS
  * fill the spans; "steady" is measured over the rest, when every evaluation
  * simulates full spans. Default gates knobs (EVAL_INTERVAL_SEC 60,
- * GATES_SPAN_DAYS 7). Each variant runs --runs times, interleaved; medians.
+ * GATES_SPAN_DAYS 7). Two gates variants: the default coherence guard (0.55,
+ * which random-walk prices never reach: the signal is 0 and no bar trades) and
+ * a guard of 0 (the signal trades on most bars: the evaluator's worst case).
+ * Each variant runs --runs times, interleaved; medians.
  * Memory: heap used after the run with all state live (gc before measuring),
  * minus the heap before building it, per instrument; and state entries.
  * Table on stdout (Markdown), progress on stderr.
@@ -25,6 +28,8 @@ import { signalTopology } from '../streams/gates/topology.ts';
 import { resolveGatesConfig } from '../streams/gates/config.ts';
 import { GATES_SPAN_STORE } from '../streams/gates/processor.ts';
 import { TOPICS } from '../streams/runtime/topics.ts';
+import { DEFAULT_FEATURE_PARAMS } from '../streams/features/features.ts';
+import { resolveRegimeParams } from '../streams/features/regime.ts';
 import { Rng } from '../src/generate/random.ts';
 import type { Candle } from '../streams/model/records.ts';
 
@@ -78,10 +83,14 @@ function candles(): Candle[] {
 
 interface Result { total: number; steady: number; heapPerInstrumentKiB: number; spanEntries: number }
 
-function run(kind: 'features' | 'features+gates', input: Candle[]): Result {
+type Variant = 'features' | 'features+gates' | 'features+gates trading';
+const trading = { ...DEFAULT_FEATURE_PARAMS, regime: resolveRegimeParams({ GUARD_MIN_COHERENCE: 0 }, {}) };
+
+function run(kind: Variant, input: Candle[]): Result {
   gc!();
   const heapBefore = process.memoryUsage().heapUsed;
-  const topology = kind === 'features' ? featuresTopology(catalog, { ticksTopic: null }) : signalTopology(catalog, { ticksTopic: null, gates });
+  const topology = kind === 'features' ? featuresTopology(catalog, { ticksTopic: null })
+    : signalTopology(catalog, { ticksTopic: null, gates, ...(kind === 'features+gates trading' ? { params: trading } : {}) });
   const d = new TopologyTestDriver(topology, { partitions: 3 });
   const warm = input[0]!.ts + gates.spanDays * 86_400_000;
   const steadyFrom = input.findIndex((c) => c.ts > warm);
@@ -106,9 +115,10 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 const input = candles();
 process.stderr.write(`${input.length} candles (${N} instruments × ${DAYS} weekdays), ${RUNS} runs per variant\n`);
-const results: Record<string, Result[]> = { features: [], 'features+gates': [] };
+const VARIANTS: Variant[] = ['features', 'features+gates', 'features+gates trading'];
+const results: Record<string, Result[]> = Object.fromEntries(VARIANTS.map((v) => [v, []]));
 for (let r = 0; r < RUNS; r++) {
-  for (const kind of ['features', 'features+gates'] as const) {
+  for (const kind of VARIANTS) {
     const res = run(kind, input);
     results[kind]!.push(res);
     process.stderr.write(`run ${r + 1} ${kind}: ${Math.round(res.total)} candles/s overall, ${Math.round(res.steady)} steady\n`);
@@ -116,10 +126,14 @@ for (let r = 0; r < RUNS; r++) {
 }
 const f = results.features!;
 const g = results['features+gates']!;
+const t = results['features+gates trading']!;
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 console.log(`\nFeatures + gates, in-process (${os.cpus().length} cores, Node ${process.version}); ${input.length.toLocaleString('en-US')} candles, ${N} instruments, ${DAYS} weekdays, EVAL_INTERVAL_SEC ${gates.evalIntervalSec}, GATES_SPAN_DAYS ${gates.spanDays}; medians of ${RUNS}\n`);
 console.log('| variant | candles/s overall | candles/s with full spans | heap per instrument | span entries |');
 console.log('|---|---:|---:|---:|---:|');
 console.log(`| features only | ${fmt(median(f.map((x) => x.total)))} | ${fmt(median(f.map((x) => x.steady)))} | ${median(f.map((x) => x.heapPerInstrumentKiB)).toFixed(0)} KiB | – |`);
-console.log(`| features + gates | ${fmt(median(g.map((x) => x.total)))} | ${fmt(median(g.map((x) => x.steady)))} | ${median(g.map((x) => x.heapPerInstrumentKiB)).toFixed(0)} KiB | ${fmt(median(g.map((x) => x.spanEntries)))} |`);
-console.log(`\ngates cost: steady throughput is ${(median(g.map((x) => x.steady)) / median(f.map((x) => x.steady)) * 100).toFixed(1)}% of features alone; real time needs ${N} candles/min.`);
+const row = (label: string, xs: Result[]) => console.log(`| ${label} | ${fmt(median(xs.map((x) => x.total)))} | ${fmt(median(xs.map((x) => x.steady)))} | ${median(xs.map((x) => x.heapPerInstrumentKiB)).toFixed(0)} KiB | ${fmt(median(xs.map((x) => x.spanEntries)))} |`);
+row('features + gates (default guard 0.55: no bar trades)', g);
+row('features + gates (guard 0: trading, worst case)', t);
+const pct = (xs: Result[]) => (median(xs.map((x) => x.steady)) / median(f.map((x) => x.steady)) * 100).toFixed(1);
+console.log(`\ngates cost: steady throughput is ${pct(g)}% (no trades) and ${pct(t)}% (trading) of features alone; real time needs ${N} candles/min.`);

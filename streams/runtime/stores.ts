@@ -8,6 +8,8 @@ export interface StateStore {
   readonly name: string;
   /** Changelog records written since the last drain. */
   drainChangelog(): ChangelogWrite[];
+  /** The task tells the store which input record is being processed, to stamp its writes with. */
+  bindStamp?(current: () => InputStamp | undefined): void;
   /** Applies one changelog record during restore (null value = delete). */
   restore(key: string, value: string | null): void;
   /** Number of live entries (for the state-size metric and tests). */
@@ -18,13 +20,34 @@ export interface ChangelogWrite {
   key: string;
   /** JSON text, or null for a delete (a tombstone on the compacted changelog). */
   value: string | null;
+  /** The input record whose processing wrote it (restore ignores writes at or beyond the committed offset). */
+  stamp?: InputStamp;
 }
 
+export interface InputStamp {
+  topic: string;
+  offset: number;
+}
+
+const noStamp = (): InputStamp | undefined => undefined;
+
+/**
+ * Keys and values in memory. Writes are logged lazily: a key written many
+ * times between two drains (one instrument's state, once per record) is
+ * serialised once, at the drain, with the stamp of its last write — only the
+ * last value of a key in a transaction matters to a restore.
+ */
 export class KeyValueStore<V> implements StateStore {
   private readonly data = new Map<string, V>();
-  private pending: ChangelogWrite[] = [];
+  /** Keys written since the last drain → the input record of their last write. */
+  private dirty = new Map<string, InputStamp | undefined>();
+  private stampOf: () => InputStamp | undefined = noStamp;
 
   constructor(readonly name: string) {}
+
+  bindStamp(current: () => InputStamp | undefined): void {
+    this.stampOf = current;
+  }
 
   get(key: string): V | undefined {
     return this.data.get(key);
@@ -32,12 +55,12 @@ export class KeyValueStore<V> implements StateStore {
 
   put(key: string, value: V): void {
     this.data.set(key, value);
-    this.pending.push({ key, value: JSON.stringify(value) });
+    this.dirty.set(key, this.stampOf());
   }
 
   delete(key: string): void {
     if (!this.data.delete(key)) return;
-    this.pending.push({ key, value: null });
+    this.dirty.set(key, this.stampOf());
   }
 
   /** Entries in key order (deterministic). */
@@ -50,8 +73,12 @@ export class KeyValueStore<V> implements StateStore {
   }
 
   drainChangelog(): ChangelogWrite[] {
-    const out = this.pending;
-    this.pending = [];
+    const out: ChangelogWrite[] = [];
+    for (const [key, stamp] of this.dirty) {
+      const value = this.data.get(key);
+      out.push({ key, value: value === undefined && !this.data.has(key) ? null : JSON.stringify(value), ...(stamp ? { stamp } : {}) });
+    }
+    this.dirty = new Map();
     return out;
   }
 
@@ -75,9 +102,19 @@ export class WindowStore<V> implements StateStore {
   /** Per key, the live windows are [head, starts.length) of the arrays. */
   private readonly windows = new Map<string, { starts: number[]; values: V[]; head: number }>();
   private pending: ChangelogWrite[] = [];
+  private stampOf: () => InputStamp | undefined = noStamp;
   private count = 0;
 
   constructor(readonly name: string, readonly retentionMs: number) {}
+
+  bindStamp(current: () => InputStamp | undefined): void {
+    this.stampOf = current;
+  }
+
+  private stamped(w: ChangelogWrite): ChangelogWrite {
+    const stamp = this.stampOf();
+    return stamp ? { ...w, stamp } : w;
+  }
 
   private static compose(key: string, windowStart: number): string {
     // Fixed-width start keeps composite keys sorted by time within a key.
@@ -86,7 +123,7 @@ export class WindowStore<V> implements StateStore {
 
   put(key: string, windowStart: number, value: V): void {
     this.set(key, windowStart, value);
-    this.pending.push({ key: WindowStore.compose(key, windowStart), value: JSON.stringify(value) });
+    this.pending.push(this.stamped({ key: WindowStore.compose(key, windowStart), value: JSON.stringify(value) }));
   }
 
   get(key: string, windowStart: number): V | undefined {
@@ -127,7 +164,7 @@ export class WindowStore<V> implements StateStore {
       const n = lowerBound(w.starts, cutoff, w.head);
       if (n === w.head) continue;
       for (let i = w.head; i < n; i++) {
-        this.pending.push({ key: WindowStore.compose(key, w.starts[i]!), value: null });
+        this.pending.push(this.stamped({ key: WindowStore.compose(key, w.starts[i]!), value: null }));
         (w.values as (V | undefined)[])[i] = undefined; // let the dropped value go before the compaction
       }
       this.count -= n - w.head;

@@ -320,10 +320,8 @@ export class StreamsApp {
     let txn: Transaction | undefined;
     let sender: Producer | Transaction = this.sharedProducer!;
     const out = new Map<string, Message[]>();
-    // Changelog writes are coalesced per store key until the next send: only the
-    // last value of a key in a transaction matters to a restore.
-    const changelog = new Map<string, Message & { topic: string }>();
     let buffered = 0;
+    let sinceFlush = 0;
     let task: Task | undefined;
     let lastInput: { topic: string; offset: string } | undefined;
     const push = (t: string, m: Message) => {
@@ -331,14 +329,16 @@ export class StreamsApp {
       if (list) list.push(m); else out.set(t, [m]);
       buffered++;
     };
-    const logChange = (store: string, key: string, value: string | null, inTopic: string, inOffset: string) => {
-      const clTopic = changelogTopic(this.opts.applicationId, store);
-      changelog.set(`${clTopic}\u0000${key}`, { topic: clTopic, key, value, partition, headers: { [INPUT_TOPIC_HEADER]: inTopic, [INPUT_OFFSET_HEADER]: inOffset } });
-    };
     const flush = async () => {
-      if (task && lastInput) for (const w of task.checkpointStreamTime()) logChange(STREAM_TIME_STORE, w.key, w.value, lastInput.topic, lastInput.offset);
-      for (const { topic: clTopic, ...m } of changelog.values()) push(clTopic, { ...m, value: m.value === null || m.value === undefined ? null : Buffer.from(m.value as string) });
-      changelog.clear();
+      // State writes, one per key since the last send (the stores coalesce), stamped with the input that made them.
+      for (const c of task?.drainChangelog() ?? []) {
+        const clTopic = changelogTopic(this.opts.applicationId, c.store);
+        for (const w of c.writes) {
+          const headers = w.stamp ? { [INPUT_TOPIC_HEADER]: w.stamp.topic, [INPUT_OFFSET_HEADER]: String(w.stamp.offset) } : undefined;
+          push(clTopic, { key: w.key, value: w.value === null ? null : Buffer.from(w.value), partition, ...(headers ? { headers } : {}) });
+        }
+      }
+      sinceFlush = 0;
       if (buffered === 0) return;
       const topicMessages = [...out.entries()].map(([t, messages]) => ({ topic: t, messages }));
       out.clear();
@@ -368,19 +368,18 @@ export class StreamsApp {
           result = task.process(topic, Number(m.offset), m.key?.toString() ?? '', value, Number(m.timestamp));
         } catch (err) {
           if (!(err instanceof DecodeError)) throw err;
-          result = { outputs: [], changelog: [], rejections: [{ error: err, topic, offset: Number(m.offset) }] };
+          result = { outputs: [], rejections: [{ error: err, topic, offset: Number(m.offset) }] };
         }
         for (const o of result.outputs) {
           push(o.topic, { key: o.key, value: this.opts.serde.encode(o.topic, o.value), timestamp: String(o.timestamp) });
           counts.out.set(o.topic, (counts.out.get(o.topic) ?? 0) + 1);
         }
-        for (const c of result.changelog) for (const w of c.writes) logChange(c.store, w.key, w.value, topic, m.offset);
         for (const r of result.rejections) {
           const letter = deadLetterOf(r.error, { topic, partition, offset: Number(m.offset), key: m.key, value: m.value, ts: Number(m.timestamp) });
           push(DLQ_TOPIC, { key: topic, value: this.opts.serde.encode(DLQ_TOPIC, letter), timestamp: m.timestamp });
         }
         processing.observe((performance.now() - started) / 1000);
-        if (buffered + changelog.size >= (this.opts.maxBufferedRecords ?? 5000)) {
+        if (buffered >= (this.opts.maxBufferedRecords ?? 5000) || ++sinceFlush >= (this.opts.maxBufferedRecords ?? 5000)) {
           await flush();
           // A long run must keep the session alive (10 s); a rebalance noticed here aborts the transaction.
           await heartbeat();

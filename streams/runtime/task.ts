@@ -23,11 +23,15 @@ export interface TaskRejection {
   offset: number;
 }
 
-/** Everything one unit of work (a record, or a punctuation) produced. */
+/** What one input record (and the punctuations it triggered) produced; state writes are drained separately. */
 export interface TaskOutput {
   outputs: OutputRecord[];
-  changelog: { store: string; writes: ChangelogWrite[] }[];
   rejections: TaskRejection[];
+}
+
+export interface StoreChangelog {
+  store: string;
+  writes: ChangelogWrite[];
 }
 
 export interface TaskOptions {
@@ -53,6 +57,8 @@ export class Task {
   private readonly timers: NodeJS.Timeout[] = [];
   private outputs: OutputRecord[] = [];
   private current: { topic: string; offset: number } | undefined;
+  /** The last record processed (the stream-time checkpoint is stamped with it). */
+  private lastInput: { topic: string; offset: number } | undefined;
   private readonly graceMs: number;
   private initialised = false;
 
@@ -60,17 +66,23 @@ export class Task {
     this.graceMs = opts.graceMs ?? 300_000;
     for (const [name, factory] of topology.stores) this.stores.set(name, factory());
     this.stores.set(STREAM_TIME_STORE, new KeyValueStore<number>(STREAM_TIME_STORE));
+    const current = () => this.current;
+    for (const store of this.stores.values()) store.bindStamp?.(current);
   }
 
   /**
-   * Puts the stream time into its store when it moved since the last
-   * checkpoint; the runner calls it before each send, so the committed value
-   * always belongs to the committed input offsets.
+   * The state writes since the last drain, stream-time checkpoint included,
+   * each stamped with the input record that made it. The runner drains before
+   * each send, so what commits always belongs to the committed input offsets.
    */
-  checkpointStreamTime(): ChangelogWrite[] {
-    const store = this.stores.get(STREAM_TIME_STORE) as KeyValueStore<number>;
-    if (Number.isFinite(this.streamTime) && store.get('t') !== this.streamTime) store.put('t', this.streamTime);
-    return store.drainChangelog();
+  drainChangelog(): StoreChangelog[] {
+    const time = this.stores.get(STREAM_TIME_STORE) as KeyValueStore<number>;
+    if (Number.isFinite(this.streamTime) && time.get('t') !== this.streamTime) {
+      this.current = this.lastInput;
+      time.put('t', this.streamTime);
+      this.current = undefined;
+    }
+    return [...this.stores.values()].map((s) => ({ store: s.name, writes: s.drainChangelog() })).filter((c) => c.writes.length > 0);
   }
 
   store(name: string): StateStore {
@@ -106,6 +118,7 @@ export class Task {
     const source = this.topology.sources().find((s) => s.topic === topic);
     if (!source) throw new Error(`topic ${topic} is not a source of this topology`);
     this.current = { topic, offset };
+    this.lastInput = this.current;
     try {
       const graceMs = source.graceMs ?? this.graceMs;
       if (timestamp < this.streamTime - graceMs) {
@@ -118,7 +131,7 @@ export class Task {
     } catch (err) {
       if (!(err instanceof InputError)) throw err;
       this.discardPending();
-      return { outputs: [], changelog: [], rejections: [{ error: err, topic, offset }] };
+      return { outputs: [], rejections: [{ error: err, topic, offset }] };
     } finally {
       this.current = undefined;
     }
@@ -134,8 +147,7 @@ export class Task {
   private drain(): TaskOutput {
     const outputs = this.outputs;
     this.outputs = [];
-    const changelog = [...this.stores.values()].map((s) => ({ store: s.name, writes: s.drainChangelog() })).filter((c) => c.writes.length > 0);
-    return { outputs, changelog, rejections: [] };
+    return { outputs, rejections: [] };
   }
 
   /**

@@ -453,14 +453,12 @@ function feed(run: TaskRun, from: number, to: number): void {
     const r = merged[i]!;
     const out = run.task.process(r.topic, i, r.key, { ...r.value }, r.ts);
     for (const o of out.outputs) if (o.topic === TOPICS.gates.name) run.gates.push(o.value as GateDecision);
-    for (const c of out.changelog) {
+    // The stores' writes since the last drain, stream-time checkpoint included (the runner drains before each send).
+    for (const c of run.task.drainChangelog()) {
       const list = run.changelog.get(c.store) ?? [];
       list.push(...c.writes);
       run.changelog.set(c.store, list);
     }
-    const t = run.changelog.get(STREAM_TIME_STORE) ?? [];
-    t.push(...run.task.checkpointStreamTime());
-    run.changelog.set(STREAM_TIME_STORE, t);
   }
 }
 

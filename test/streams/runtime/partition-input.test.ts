@@ -84,8 +84,8 @@ test('a task restored from its stream-time checkpoint neither repeats a punctuat
   const first = new Task(topology, 0, { graceMs: 10_000 });
   const punctuations = first.process('in.v1', 0, 'k', {}, 125_000).outputs.map((o) => o.value);
   assert.deepEqual(punctuations, [120_000]);
-  const checkpoint = first.checkpointStreamTime();
-  assert.deepEqual(checkpoint, [{ key: 't', value: '125000' }]);
+  const checkpoint = first.drainChangelog().find((c) => c.store === STREAM_TIME_STORE)!.writes;
+  assert.deepEqual(checkpoint, [{ key: 't', value: '125000', stamp: { topic: 'in.v1', offset: 0 } }], 'stamped with the last input');
   const restored = new Task(topology, 0, { graceMs: 10_000 });
   for (const w of checkpoint) restored.store(STREAM_TIME_STORE).restore(w.key, w.value);
   assert.deepEqual(restored.process('in.v1', 1, 'k', {}, 130_000).outputs, [], '120 000 was punctuated before the restart');

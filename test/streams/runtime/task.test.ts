@@ -66,17 +66,25 @@ test('the test driver partitions keys like Kafka (murmur2), so each partition ke
   assert.equal(new TopologyTestDriver(topology(), { partitions: 3 }).partitionOf('in.v1', 'EUR_USD'), parts[0]);
 });
 
-test('a key-value store logs every write and delete; restoring the log rebuilds it', () => {
+test('a key-value store logs each written key once per drain, with its last value and the stamp of its last write; restoring the log rebuilds it', () => {
   const s = new KeyValueStore<{ x: number }>('s');
+  let stamp = { topic: 'in.v1', offset: 1 };
+  s.bindStamp(() => stamp);
   s.put('a', { x: 1 });
   s.put('b', { x: 2 });
+  stamp = { topic: 'in.v1', offset: 2 };
+  s.put('b', { x: 3 });
   s.delete('a');
   s.delete('zz');
   const log = s.drainChangelog();
-  assert.deepEqual(log, [{ key: 'a', value: '{"x":1}' }, { key: 'b', value: '{"x":2}' }, { key: 'a', value: null }]);
+  assert.deepEqual(log, [
+    { key: 'a', value: null, stamp: { topic: 'in.v1', offset: 2 } },
+    { key: 'b', value: '{"x":3}', stamp: { topic: 'in.v1', offset: 2 } },
+  ]);
+  assert.deepEqual(s.drainChangelog(), [], 'drained');
   const r = new KeyValueStore<{ x: number }>('s');
   for (const w of log) r.restore(w.key, w.value);
-  assert.deepEqual(r.all(), [['b', { x: 2 }]]);
+  assert.deepEqual(r.all(), [['b', { x: 3 }]]);
 });
 
 test('a window store fetches by time range and evicts behind its retention, with tombstones', () => {
