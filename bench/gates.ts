@@ -15,8 +15,10 @@
  * which random-walk prices never reach: the signal is 0 and no bar trades) and
  * a guard of 0 (the signal trades on most bars: the evaluator's worst case).
  * Each variant runs --runs times, interleaved; medians.
- * Memory: heap used after the run with all state live (gc before measuring),
- * minus the heap before building it, per instrument; and state entries.
+ * Memory: heap used after the run with all state live and the collected
+ * outputs dropped (gc before measuring), minus the heap before building it,
+ * per instrument — the state's footprint; the process RSS at that point; and
+ * the span entries.
  * Table on stdout (Markdown), progress on stderr.
  */
 import { performance } from 'node:perf_hooks';
@@ -81,7 +83,7 @@ function candles(): Candle[] {
   return out;
 }
 
-interface Result { total: number; steady: number; heapPerInstrumentKiB: number; spanEntries: number }
+interface Result { total: number; steady: number; heapPerInstrumentKiB: number; rssMiB: number; spanEntries: number }
 
 type Variant = 'features' | 'features+gates' | 'features+gates trading';
 const trading = { ...DEFAULT_FEATURE_PARAMS, regime: resolveRegimeParams({ GUARD_MIN_COHERENCE: 0 }, {}) };
@@ -102,11 +104,13 @@ function run(kind: Variant, input: Candle[]): Result {
     d.pipeInput(TOPICS.candles.name, c.instrument, c, c.ts);
   }
   const t1 = performance.now();
+  d.clearOutputs();
   gc!();
-  const heap = process.memoryUsage().heapUsed - heapBefore;
+  const { heapUsed, rss } = process.memoryUsage();
+  const heap = heapUsed - heapBefore;
   const spanEntries = kind === 'features' ? 0 : [0, 1, 2].reduce((s, p) => s + d.store(GATES_SPAN_STORE, p).size(), 0);
   const steadyCount = steadyFrom >= 0 ? input.length - steadyFrom : 0;
-  const result = { total: input.length / ((t1 - t0) / 1000), steady: steadyCount ? steadyCount / ((t1 - tSteady) / 1000) : NaN, heapPerInstrumentKiB: heap / N / 1024, spanEntries };
+  const result = { total: input.length / ((t1 - t0) / 1000), steady: steadyCount ? steadyCount / ((t1 - tSteady) / 1000) : NaN, heapPerInstrumentKiB: heap / N / 1024, rssMiB: rss / 1024 / 1024, spanEntries };
   d.close();
   return result;
 }
@@ -129,10 +133,10 @@ const g = results['features+gates']!;
 const t = results['features+gates trading']!;
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 console.log(`\nFeatures + gates, in-process (${os.cpus().length} cores, Node ${process.version}); ${input.length.toLocaleString('en-US')} candles, ${N} instruments, ${DAYS} weekdays, EVAL_INTERVAL_SEC ${gates.evalIntervalSec}, GATES_SPAN_DAYS ${gates.spanDays}; medians of ${RUNS}\n`);
-console.log('| variant | candles/s overall | candles/s with full spans | heap per instrument | span entries |');
-console.log('|---|---:|---:|---:|---:|');
-console.log(`| features only | ${fmt(median(f.map((x) => x.total)))} | ${fmt(median(f.map((x) => x.steady)))} | ${median(f.map((x) => x.heapPerInstrumentKiB)).toFixed(0)} KiB | – |`);
-const row = (label: string, xs: Result[]) => console.log(`| ${label} | ${fmt(median(xs.map((x) => x.total)))} | ${fmt(median(xs.map((x) => x.steady)))} | ${median(xs.map((x) => x.heapPerInstrumentKiB)).toFixed(0)} KiB | ${fmt(median(xs.map((x) => x.spanEntries)))} |`);
+console.log('| variant | candles/s overall | candles/s with full spans | state heap per instrument | process RSS | span entries |');
+console.log('|---|---:|---:|---:|---:|---:|');
+const row = (label: string, xs: Result[]) => console.log(`| ${label} | ${fmt(median(xs.map((x) => x.total)))} | ${fmt(median(xs.map((x) => x.steady)))} | ${median(xs.map((x) => x.heapPerInstrumentKiB)).toFixed(0)} KiB | ${median(xs.map((x) => x.rssMiB)).toFixed(0)} MiB | ${xs[0]!.spanEntries ? fmt(median(xs.map((x) => x.spanEntries))) : '–'} |`);
+row('features only', f);
 row('features + gates (default guard 0.55: no bar trades)', g);
 row('features + gates (guard 0: trading, worst case)', t);
 const pct = (xs: Result[]) => (median(xs.map((x) => x.steady)) / median(f.map((x) => x.steady)) * 100).toFixed(1);
