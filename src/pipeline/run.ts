@@ -15,7 +15,9 @@ import { InstrumentCatalog } from '../../streams/model/instruments.ts';
 import { DEFAULT_FEATURE_PARAMS, type FeatureParams } from '../../streams/features/features.ts';
 import { resolveRegimeParams } from '../../streams/features/regime.ts';
 import { resolveGatesConfig, type GatesConfig } from '../../streams/gates/config.ts';
-import { signalTopology } from '../../streams/gates/topology.ts';
+import { pipelineTopology, resolveExecutionConfig } from '../../streams/execution/topology.ts';
+import { resolveMarkoutConfig, type MarkoutConfig } from '../../streams/markout/config.ts';
+import { resolveCalibrationConfig, type CalibrationConfig } from '../../streams/calibration/config.ts';
 import { gatesBlobTopology } from '../../streams/gates/blob-processor.ts';
 import { TimescaleSink } from '../../connectors/sink/timescale-sink.ts';
 import { LatestSnapshot } from '../../connectors/redis/latest-snapshot.ts';
@@ -48,6 +50,8 @@ export interface PipelineConfig {
   catalog: InstrumentCatalog;
   params: FeatureParams;
   gates: GatesConfig;
+  markout: MarkoutConfig;
+  calibration: CalibrationConfig & { emitIntervalSec: number };
   /** Accepted but changed values (e.g. a clamped pair buffer), to log once. */
   warnings: string[];
 }
@@ -57,7 +61,9 @@ export function resolvePipelineConfig(env: NodeJS.ProcessEnv = process.env): Pip
   const catalog = InstrumentCatalog.fromEnv(env);
   const params = { ...DEFAULT_FEATURE_PARAMS, regime: resolveRegimeParams({}, env) };
   const { config: gates, warnings } = resolveGatesConfig({}, env);
-  return { catalog, params, gates, warnings };
+  const markout = resolveMarkoutConfig({}, env);
+  const calibration = { ...resolveCalibrationConfig({}, env), ...resolveExecutionConfig(env) };
+  return { catalog, params, gates, markout, calibration, warnings };
 }
 
 export interface RunSummary {
@@ -72,7 +78,7 @@ function describePositions(parts: Record<string, Map<string | number, bigint>>):
 export async function runPipeline(o: RunOptions): Promise<RunSummary> {
   const t0 = Date.now();
   const { kafka, admin, serde } = o.services;
-  const { catalog, params, gates, warnings } = o.config ?? resolvePipelineConfig();
+  const { catalog, params, gates, markout, calibration, warnings } = o.config ?? resolvePipelineConfig();
   for (const w of warnings) o.log(`warning: ${w}`);
   const guarantee = o.guarantee ?? 'exactly_once';
   const partitions = (await admin.fetchTopicMetadata({ topics: [TOPICS.candles.name] })).topics[0]!.partitions.length;
@@ -80,14 +86,14 @@ export async function runPipeline(o: RunOptions): Promise<RunSummary> {
   const expectedPartitions = [...new Set(catalog.list().map((i) => partitionForKey(i, partitions)))];
   const producer = await createProducer(kafka);
   const app = new StreamsApp({
-    applicationId: `${TOPIC_PREFIX}sep-features-${o.runId}`, topology: signalTopology(catalog, { params, gates }),
+    applicationId: `${TOPIC_PREFIX}sep-features-${o.runId}`, topology: pipelineTopology(catalog, { params, gates, markout, calibration }),
     kafka, admin, serde, guarantee, log: o.log,
   });
   const blobApp = new StreamsApp({
     applicationId: `${TOPIC_PREFIX}sep-gates-blob-${o.runId}`, topology: gatesBlobTopology({ expectedPartitions, instrumentsOf, log: o.log }),
     kafka, admin, serde, guarantee, log: o.log,
   });
-  const sink = new TimescaleSink({ kafka, serde, db: o.db, producer, topics: [TOPICS.candles.name, TOPICS.features.name], groupId: `${TOPIC_PREFIX}sep-sink-${o.runId}`, runId: o.runId, log: o.log });
+  const sink = new TimescaleSink({ kafka, serde, db: o.db, producer, topics: [TOPICS.candles.name, TOPICS.features.name, TOPICS.markouts.name, TOPICS.costCalibration.name], groupId: `${TOPIC_PREFIX}sep-sink-${o.runId}`, runId: o.runId, log: o.log });
   const snapshot = new LatestSnapshot({ kafka, serde, redis: o.redis, topic: TOPICS.features.name, hashKey: LATEST_FEATURES_KEY, groupId: `${TOPIC_PREFIX}sep-snapshot-${o.runId}` });
   // Namespaced like the topics, so a test or a second stack on one Redis cannot overwrite the live blob.
   const blobMirror = new GatesBlobMirror({ kafka, serde, redis: o.redis, groupId: `${TOPIC_PREFIX}sep-gates-blob-mirror-${o.runId}`, keyPrefix: TOPIC_PREFIX, gates });
@@ -98,7 +104,7 @@ export async function runPipeline(o: RunOptions): Promise<RunSummary> {
     await sink.start();
     await snapshot.start();
     await blobMirror.start();
-    o.log(`pipeline running (run ${o.runId}): ${TOPICS.ticks.name} + ${TOPICS.candles.name} → features → ${TOPICS.features.name}, gates every ${gates.evalIntervalSec} s of stream time → ${TOPICS.gates.name}, ${TOPICS.gatesBlob.name}; sink → candles, features; ${LATEST_FEATURES_KEY} and ${blobMirror.keys.blob} in Redis`);
+    o.log(`pipeline running (run ${o.runId}): ${TOPICS.ticks.name} + ${TOPICS.candles.name} → features → ${TOPICS.features.name}, gates every ${gates.evalIntervalSec} s of stream time → ${TOPICS.gates.name}, ${TOPICS.gatesBlob.name}; ${TOPICS.fills.name} + ${TOPICS.orders.name} → ${TOPICS.markouts.name}, ${TOPICS.costCalibration.name}; sink → candles, features, markouts, cost_calibrations; ${LATEST_FEATURES_KEY} and ${blobMirror.keys.blob} in Redis`);
     if (o.untilCaughtUp) {
       const deadline = Date.now() + (o.timeoutMs ?? 600_000);
       let lastReport = Date.now();
@@ -116,12 +122,15 @@ export async function runPipeline(o: RunOptions): Promise<RunSummary> {
         }
       };
       const candleEnds = new Map([[TOPICS.candles.name, await endOffsets(admin, TOPICS.candles.name)]]);
-      const inputEnds = new Map([...candleEnds, [TOPICS.ticks.name, await endOffsets(admin, TOPICS.ticks.name)]]);
+      const inputEnds = new Map([...candleEnds]);
+      for (const t of [TOPICS.ticks.name, TOPICS.fills.name, TOPICS.orders.name]) inputEnds.set(t, await endOffsets(admin, t));
       await wait('features', () => app.caughtUp(inputEnds));
       const partialEnds = new Map([[TOPICS.gatesPartial.name, await endOffsets(admin, TOPICS.gatesPartial.name)]]);
       await wait('gates blob', () => blobApp.caughtUp(partialEnds));
       const featureEnds = await endOffsets(admin, TOPICS.features.name);
-      await wait('sink', () => sink.caughtUp(new Map([...candleEnds, [TOPICS.features.name, featureEnds]])));
+      const sinkEnds = new Map([...candleEnds, [TOPICS.features.name, featureEnds]]);
+      for (const t of [TOPICS.markouts.name, TOPICS.costCalibration.name]) sinkEnds.set(t, await endOffsets(admin, t));
+      await wait('sink', () => sink.caughtUp(sinkEnds));
       await wait('redis snapshot', () => [...featureEnds].every(([p, high]) => high === 0n || (snapshot.positions.get(p) ?? 0n) >= high));
       const blobEnds = await endOffsets(admin, TOPICS.gatesBlob.name);
       await wait('gates blob mirror', () => [...blobEnds].every(([p, high]) => high === 0n || (blobMirror.positions.get(p) ?? 0n) >= high));

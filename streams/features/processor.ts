@@ -58,6 +58,8 @@ export interface FeaturesTopologyOptions {
   candlesTopic?: string;
   /** Tick topic for the spread (default md.ticks.v1); null: no tick source, spread_bps stays null. */
   ticksTopic?: string | null;
+  /** Lateness tolerated for ticks, ms (default: the runtime's grace); the markouts need theirs. */
+  ticksGraceMs?: number;
   /** Output topic (default features.v1); it must carry the features.v1 schema. */
   featuresTopic?: string;
 }
@@ -67,7 +69,7 @@ export function featuresTopology(catalog: InstrumentCatalog, opts: FeaturesTopol
   const topology = new Topology();
   const ticksTopic = opts.ticksTopic === undefined ? TOPICS.ticks.name : opts.ticksTopic;
   // Ticks first: the source order breaks timestamp ties, so a tick at a bar's close time counts in that bar.
-  if (ticksTopic !== null) topology.addSource('ticks', ticksTopic, (v) => validateRecord('ticks', v as Record<string, unknown>, catalog));
+  if (ticksTopic !== null) topology.addSource('ticks', ticksTopic, (v) => validateRecord('ticks', v as Record<string, unknown>, catalog), opts.ticksGraceMs !== undefined ? { graceMs: opts.ticksGraceMs } : {});
   return topology
     .addSource('candles', opts.candlesTopic ?? TOPICS.candles.name, (v) => validateRecord('candles', v as Record<string, unknown>, catalog))
     .addProcessor('features', () => new FeaturesProcessor(opts.params ?? DEFAULT_FEATURE_PARAMS), ...(ticksTopic !== null ? ['ticks', 'candles'] : ['candles']))

@@ -67,10 +67,10 @@ export class GatesBlobProcessor implements Processor<GatesPartial> {
     const waiting = this.partials.all().map(([, v]) => v.ts);
     const oldest = Math.min(...waiting);
     const behind = [...new Set(waiting)].length;
-    if (behind < LAG_WARNING_EVALUATIONS || newest - this.warnedAt < 3_600_000) return;
+    if (behind < LAG_WARNING_EVALUATIONS || newest - this.warnedAt < 6 * 3_600_000) return;
     this.warnedAt = newest;
     const missing = this.expected.filter((p) => this.partials.get(keyOf(oldest, p)) === undefined);
-    this.opts.log?.(`gates blob for ${new Date(oldest).toISOString()} still waits for partition(s) ${missing.map((p) => `${p} (${this.opts.instrumentsOf?.(p).join(', ') ?? '?'})`).join('; ')}, ${behind} evaluations behind: do they receive data?`);
+    this.opts.log?.(`gates blob for ${new Date(oldest).toISOString()} still waits for partition(s) ${missing.map((p) => `${p} (${this.opts.instrumentsOf?.(p).join(', ') ?? '?'})`).join('; ')}, ${behind} evaluations behind the newest: normal while a replay catches up (tasks run at their own pace); if it lasts at the live edge, those partitions receive no data`);
   }
 }
 

@@ -5,6 +5,21 @@
 import client from 'prom-client';
 
 export const METRIC = {
+  markoutUp: 'markout_up_total',
+  markoutDown: 'markout_down_total',
+  markoutAvgBps: 'markout_avg_bps',
+  markoutUnresolved: 'markout_unresolved_total',
+  markoutDuplicates: 'markout_duplicate_fills_total',
+  costCalibSamples: 'cost_calib_samples_total',
+  costCalibFills: 'cost_calib_fills_total',
+  costCalibSkipped: 'cost_calib_skipped_total',
+  costCalibSpread: 'cost_calib_spread_ewma_bps',
+  costCalibVolume: 'cost_calib_volume_ewma_usd',
+  costCalibSlippage: 'cost_calib_slippage_ewma_bps',
+  costCalibKEff: 'cost_calib_k_eff',
+  costCalibCapEff: 'cost_calib_cap_eff_bps',
+  costFillRate: 'cost_fillrate_ewma',
+  turnoverUsd: 'turnover_usd',
   bufferedRecords: 'sep_input_buffered_records',
   inputPauses: 'sep_input_pauses_total',
   recordsIn: 'sep_records_in_total',
@@ -180,3 +195,36 @@ export const gatesBlobAge = scrapedGauge(METRIC.gatesBlobAge,
 
 export const rollingSessionOpen = scrapedGauge(METRIC.rollingSessionOpen,
   'Whether the gates can pass now (wall clock, the gates\' session calendar): 1 when a session is open and the close is more than SESSION_EXIT_MINUTES away, else 0');
+
+const markoutLabels = ['horizon_ms', 'color', 'symbol'] as const;
+
+export const markoutUp = new client.Counter({ name: METRIC.markoutUp, help: 'Markouts above 0 bps (the fill was followed by a favourable mid), by horizon, colour and symbol', labelNames: markoutLabels, registers: [registry] });
+export const markoutDown = new client.Counter({ name: METRIC.markoutDown, help: 'Markouts below 0 bps (adverse), by horizon, colour and symbol', labelNames: markoutLabels, registers: [registry] });
+export const markoutAvgBps = new client.Gauge({ name: METRIC.markoutAvgBps, help: 'Mean markout in bps since start, by horizon, colour and symbol (exact from the fixed-point sum)', labelNames: markoutLabels, registers: [registry] });
+export const markoutUnresolved = new client.Counter({ name: METRIC.markoutUnresolved, help: '(fill, horizon) pairs that resolved without a markout, by reason (no_tick: no tick at or before t0 + h)', labelNames: ['reason', 'symbol'] as const, registers: [registry] });
+export const markoutDuplicates = new client.Counter({ name: METRIC.markoutDuplicates, help: 'Fills whose cid was already accepted (counted once, skipped)', labelNames: ['symbol'] as const, registers: [registry] });
+
+const symbol = ['symbol'] as const;
+export const costCalibFills = new client.Counter({ name: METRIC.costCalibFills, help: 'Fills seen by cost calibration, by outcome (sampled, duplicate, no_tick, stale_quote, liquidity_excluded)', labelNames: ['symbol', 'outcome'] as const, registers: [registry] });
+export const costCalibSkipped = new client.Counter({ name: METRIC.costCalibSkipped, help: 'Records cost calibration skipped, by reason (out_of_order: before its EWMA\'s last time)', labelNames: ['symbol', 'reason'] as const, registers: [registry] });
+export const costCalibSamples = new client.Gauge({ name: METRIC.costCalibSamples, help: 'Slippage samples behind the calibration', labelNames: symbol, registers: [registry] });
+const costCalibSpread = new client.Gauge({ name: METRIC.costCalibSpread, help: 'EWMA of the spread, bps', labelNames: symbol, registers: [registry] });
+const costCalibVolume = new client.Gauge({ name: METRIC.costCalibVolume, help: 'EWMA of the bar volume, USD', labelNames: symbol, registers: [registry] });
+const costCalibSlippage = new client.Gauge({ name: METRIC.costCalibSlippage, help: 'EWMA of observed slippage, bps', labelNames: symbol, registers: [registry] });
+const costCalibKEff = new client.Gauge({ name: METRIC.costCalibKEff, help: 'k_eff: slippage above half the spread per $1k notional, bps', labelNames: symbol, registers: [registry] });
+const costCalibCapEff = new client.Gauge({ name: METRIC.costCalibCapEff, help: 'cap_eff_bps: EW mean + k·EW std of slippage, capped', labelNames: symbol, registers: [registry] });
+const costFillRate = new client.Gauge({ name: METRIC.costFillRate, help: 'Half-life EWMA of the fill rate (filled vs cancelled/rejected orders)', labelNames: symbol, registers: [registry] });
+const turnoverUsd = new client.Gauge({ name: METRIC.turnoverUsd, help: 'Half-life EWMA of fill notional, USD', labelNames: symbol, registers: [registry] });
+
+/** Sets the calibration gauges of one instrument from its published record (null fields are left unset). */
+export function publishCalibration(instrument: string, c: { spread_bps_ewma: number | null; volume_usd_ewma: number | null; slippage_bps_ewma: number | null; fill_rate_ewma: number | null; turnover_usd_ewma: number | null; k_eff: number | null; cap_eff_bps: number | null; samples: number }): void {
+  const set = (g: client.Gauge<'symbol'>, v: number | null) => { if (v !== null) g.set({ symbol: instrument }, v); };
+  set(costCalibSpread, c.spread_bps_ewma);
+  set(costCalibVolume, c.volume_usd_ewma);
+  set(costCalibSlippage, c.slippage_bps_ewma);
+  set(costFillRate, c.fill_rate_ewma);
+  set(turnoverUsd, c.turnover_usd_ewma);
+  set(costCalibKEff, c.k_eff);
+  set(costCalibCapEff, c.cap_eff_bps);
+  costCalibSamples.set({ symbol: instrument }, c.samples);
+}

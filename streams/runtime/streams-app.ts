@@ -51,6 +51,8 @@ const INPUT_TOPIC_HEADER = 'sep.input.topic';
 /** Longest a state restore may go without finishing before the batch fails and is retried (ms). */
 const RESTORE_TIMEOUT_MS = 60_000;
 const INPUT_OFFSET_HEADER = 'sep.input.offset';
+/** Output bytes buffered before an intermediate send (half the broker's default message.max.bytes). */
+const MAX_BUFFERED_BYTES = 512 * 1024;
 
 export function changelogTopic(applicationId: string, store: string): string {
   return `${applicationId}-${store}-changelog`;
@@ -324,10 +326,12 @@ export class StreamsApp {
     let sinceFlush = 0;
     let task: Task | undefined;
     let lastInput: { topic: string; offset: string } | undefined;
+    let bufferedBytes = 0;
     const push = (t: string, m: Message) => {
       const list = out.get(t);
       if (list) list.push(m); else out.set(t, [m]);
       buffered++;
+      bufferedBytes += (m.value ? (m.value as Buffer).length : 0) + (m.key ? String(m.key).length : 0);
     };
     const flush = async () => {
       // State writes, one per key since the last send (the stores coalesce), stamped with the input that made them.
@@ -343,6 +347,7 @@ export class StreamsApp {
       const topicMessages = [...out.entries()].map(([t, messages]) => ({ topic: t, messages }));
       out.clear();
       buffered = 0;
+      bufferedBytes = 0;
       await sender.sendBatch({ topicMessages, acks: -1 });
     };
     // Counted locally and added once per run: label lookups per record cost more than the counting.
@@ -379,7 +384,8 @@ export class StreamsApp {
           push(DLQ_TOPIC, { key: topic, value: this.opts.serde.encode(DLQ_TOPIC, letter), timestamp: m.timestamp });
         }
         processing.observe((performance.now() - started) / 1000);
-        if (buffered >= (this.opts.maxBufferedRecords ?? 5000) || ++sinceFlush >= (this.opts.maxBufferedRecords ?? 5000)) {
+        // Bytes too: a partition's record batch must stay under the broker's message.max.bytes (1 MiB by default).
+        if (buffered >= (this.opts.maxBufferedRecords ?? 5000) || ++sinceFlush >= (this.opts.maxBufferedRecords ?? 5000) || bufferedBytes >= MAX_BUFFERED_BYTES) {
           await flush();
           // A long run must keep the session alive (10 s); a rebalance noticed here aborts the transaction.
           await heartbeat();
