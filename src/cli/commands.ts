@@ -17,6 +17,7 @@ import { generateRecordedDay } from '../generate/recorded-day.ts';
 import { writeRecordedDay } from '../generate/write.ts';
 import { connectDatabase, connectRedis, connectServices } from '../pipeline/services.ts';
 import { resolvePipelineConfig, runPipeline } from '../pipeline/run.ts';
+import { runCalib } from './calib.ts';
 import { redact, stackUp } from '../../ops/stack/index.ts';
 
 type Values = Record<string, string | boolean | undefined>;
@@ -230,4 +231,15 @@ async function printDemoSummary(databaseUrl: string): Promise<void> {
   psql ${redact(databaseUrl)} -c "SELECT time_bucket('1 hour', ts) AS hour, instrument, avg(ewma_vol) * 1e4 AS vol_bps, last(atr14, ts) AS atr FROM features WHERE instrument = 'EUR_USD' GROUP BY 1, 2 ORDER BY 1"`);
 }
 
-export const COMMANDS: Record<string, Command> = { generate, import: importCmd, run, migrate: migrateCmd, demo };
+const calib: Command = {
+  usage: `usage: sep calib snapshot --run-id ID --out FILE | sep calib verify FILE | sep calib load FILE --run-id ID
+  The cost-calibration state as a checksummed snapshot (docs/calibration.md):
+  snapshot reads run ID's state from its changelog; verify checks a file's
+  header and checksum; load seeds a new run's state from a file (refused if
+  the run already has state). Exit 1 with the problem named on a bad file.`,
+  options: { 'run-id': { type: 'string' }, out: { type: 'string' } },
+  positionals: true,
+  run: (v, positionals) => runCalib(v, positionals, (id) => runIdFlag(id, 'live')),
+};
+
+export const COMMANDS: Record<string, Command> = { generate, import: importCmd, run, migrate: migrateCmd, demo, calib };

@@ -110,6 +110,54 @@ export async function endOffsets(admin: Admin, topic: string): Promise<Map<numbe
   return new Map(offsets.map((o) => [o.partition, BigInt(o.high)]));
 }
 
+export interface TopicRecord { key: string | null; value: Buffer | null; partition: number; offset: string; timestamp: string; headers: Record<string, string> }
+
+/**
+ * Reads a topic from the beginning to its end at call time with
+ * read_committed (tools and tests: snapshots of changelogs, assertions).
+ * Partitions that were never written are skipped; the read fails after
+ * `timeoutMs` with the topic named.
+ */
+export async function readTopicToEnd(kafka: Kafka, topic: string, timeoutMs = 60_000): Promise<TopicRecord[]> {
+  const admin = kafka.admin();
+  await admin.connect();
+  let ends: { partition: number; high: string }[];
+  try {
+    ends = await admin.fetchTopicOffsets(topic);
+  } finally {
+    await admin.disconnect();
+  }
+  // Partitions that were ever written (kafkajs reported low == high once after a broker restart).
+  const remaining = new Map(ends.filter((o) => o.high !== '0').map((o) => [o.partition, BigInt(o.high)]));
+  const out: TopicRecord[] = [];
+  if (remaining.size === 0) return out;
+  const consumer = kafka.consumer({ groupId: `sep-reader-${Math.random().toString(16).slice(2, 10)}`, readUncommitted: false });
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`reading ${topic} to its end did not finish within ${timeoutMs / 1000} s`)), timeoutMs);
+      // END_BATCH_PROCESS also fires for batches of only transaction markers, which carry
+      // no message: the only reliable sign that a transactional partition is read to its end.
+      consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+        if (BigInt(payload.lastOffset) + 1n >= (remaining.get(payload.partition) ?? 0n)) remaining.delete(payload.partition);
+        if (remaining.size === 0) { clearTimeout(timer); resolve(); }
+      });
+      consumer.run({
+        eachBatch: async ({ batch }) => {
+          for (const m of batch.messages) {
+            const headers = Object.fromEntries(Object.entries(m.headers ?? {}).map(([k, v]) => [k, String(v)]));
+            out.push({ key: m.key?.toString() ?? null, value: m.value, partition: batch.partition, offset: m.offset, timestamp: m.timestamp, headers });
+          }
+        },
+      }).catch(reject);
+    });
+  } finally {
+    await consumer.disconnect();
+  }
+  return out;
+}
+
 /** The group's committed offsets as `${topic}/${partition}` → next offset (partitions without one are absent). */
 export async function committedOffsets(kafka: Kafka, groupId: string, topics: string[]): Promise<Map<string, bigint>> {
   const admin = kafka.admin();

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { recordedServiceUrls } from '../../ops/stack/index.ts';
-import { createKafka } from '../../streams/runtime/kafka.ts';
+import { createKafka, readTopicToEnd, type TopicRecord } from '../../streams/runtime/kafka.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '..', '..');
 export const urls = recordedServiceUrls();
@@ -41,33 +41,6 @@ export function sep(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 240
 }
 
 /** Reads a topic from the beginning to its current end with read_committed; returns raw messages. */
-export async function readTopic(topic: string): Promise<{ key: string | null; value: Buffer | null; partition: number; offset: string; timestamp: string }[]> {
-  const kafka = createKafka({ brokers: urls.KAFKA_BROKERS, clientId: 'it-reader' });
-  const admin = kafka.admin();
-  await admin.connect();
-  const ends = await admin.fetchTopicOffsets(topic);
-  await admin.disconnect();
-  // Partitions that were ever written (kafkajs reported low == high once after a broker restart).
-  const remaining = new Map(ends.filter((o) => o.high !== '0').map((o) => [o.partition, BigInt(o.high)]));
-  const out: { key: string | null; value: Buffer | null; partition: number; offset: string; timestamp: string }[] = [];
-  if (remaining.size === 0) return out;
-  const consumer = kafka.consumer({ groupId: `it-reader-${randomBytes(4).toString('hex')}`, readUncommitted: false });
-  await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: true });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`reading ${topic} timed out`)), 60_000);
-    // END_BATCH_PROCESS also fires for batches of only transaction markers, which carry
-    // no message: the only reliable sign that a transactional partition is read to its end.
-    consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
-      if (BigInt(payload.lastOffset) + 1n >= (remaining.get(payload.partition) ?? 0n)) remaining.delete(payload.partition);
-      if (remaining.size === 0) { clearTimeout(timer); resolve(); }
-    });
-    consumer.run({
-      eachBatch: async ({ batch }) => {
-        for (const message of batch.messages) out.push({ key: message.key?.toString() ?? null, value: message.value, partition: batch.partition, offset: message.offset, timestamp: message.timestamp });
-      },
-    }).catch(reject);
-  });
-  await consumer.disconnect();
-  return out;
+export async function readTopic(topic: string): Promise<TopicRecord[]> {
+  return readTopicToEnd(createKafka({ brokers: urls.KAFKA_BROKERS, clientId: 'it-reader' }), topic);
 }
