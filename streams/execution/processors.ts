@@ -23,7 +23,7 @@ import { InputError } from '../runtime/errors.ts';
 import type { Fill, OrderEvent, Tick } from '../model/records.ts';
 import type { Feature } from '../features/features.ts';
 import { addFill, addTick, advance, initialMarkoutState, type MarkoutState } from '../markout/markout.ts';
-import { addMarkout, avgBps, emptyAggregate, type InstrumentAggregate } from '../markout/aggregate.ts';
+import { addMarkout, adverseFillRates, avgBps, emptyAggregate, markoutGate, type InstrumentAggregate } from '../markout/aggregate.ts';
 import type { MarkoutConfig } from '../markout/config.ts';
 import { applyBar, applyFill, applyOrderEvent, applyTick, costCalibration, initialInstrumentCalibration, type InstrumentCalibration, type Quote } from '../calibration/calibration.ts';
 import type { CalibrationConfig } from '../calibration/config.ts';
@@ -86,6 +86,17 @@ export class MarkoutProcessor implements Processor<Tick | Fill> {
     }
     for (const u of unresolved) metrics.markoutUnresolved.inc({ reason: u.reason, symbol: instrument });
     this.aggregates.put(instrument, agg);
+    if (markouts.length > 0) this.publishCanary(instrument, agg);
+  }
+
+  /** The adverse fill rate and the canary gate (seed M1.1) of the instrument, as gauges. */
+  private publishCanary(instrument: string, agg: InstrumentAggregate): void {
+    for (const r of adverseFillRates([[instrument, agg]], this.config.adverseHorizonMs)) {
+      if (r.adverse_fill_rate !== null) metrics.markoutAdverseRate.set({ color: r.color, symbol: instrument }, r.adverse_fill_rate);
+    }
+    const gate = markoutGate(instrument, agg, this.config);
+    for (const h of gate.horizons) if (h.delta_bps !== null) metrics.markoutCanaryDelta.set({ horizon_ms: String(h.horizon_ms), symbol: instrument }, h.delta_bps);
+    for (const status of ['pass', 'breach', 'insufficient_sample'] as const) metrics.markoutGate.set({ symbol: instrument, status }, gate.status === status ? 1 : 0);
   }
 }
 

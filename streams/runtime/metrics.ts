@@ -10,6 +10,9 @@ export const METRIC = {
   markoutAvgBps: 'markout_avg_bps',
   markoutUnresolved: 'markout_unresolved_total',
   markoutDuplicates: 'markout_duplicate_fills_total',
+  markoutAdverseRate: 'markout_adverse_fill_rate',
+  markoutCanaryDelta: 'markout_canary_delta_bps',
+  markoutGate: 'markout_gate',
   costCalibSamples: 'cost_calib_samples_total',
   costCalibFills: 'cost_calib_fills_total',
   costCalibSkipped: 'cost_calib_skipped_total',
@@ -203,6 +206,9 @@ export const markoutDown = new client.Counter({ name: METRIC.markoutDown, help: 
 export const markoutAvgBps = new client.Gauge({ name: METRIC.markoutAvgBps, help: 'Mean markout in bps since start, by horizon, colour and symbol (exact from the fixed-point sum)', labelNames: markoutLabels, registers: [registry] });
 export const markoutUnresolved = new client.Counter({ name: METRIC.markoutUnresolved, help: '(fill, horizon) pairs that resolved without a markout, by reason (no_tick: no tick at or before t0 + h)', labelNames: ['reason', 'symbol'] as const, registers: [registry] });
 export const markoutDuplicates = new client.Counter({ name: METRIC.markoutDuplicates, help: 'Fills whose cid was already accepted (counted once, skipped)', labelNames: ['symbol'] as const, registers: [registry] });
+export const markoutAdverseRate = new client.Gauge({ name: METRIC.markoutAdverseRate, help: 'Share of fills whose markout at MARKOUT_ADVERSE_HORIZON_MS (5 s) is below 0, by colour and symbol', labelNames: ['color', 'symbol'] as const, registers: [registry] });
+export const markoutCanaryDelta = new client.Gauge({ name: METRIC.markoutCanaryDelta, help: 'Canary delta: mean markout green − blue, bps (6 dp), by horizon and symbol', labelNames: ['horizon_ms', 'symbol'] as const, registers: [registry] });
+export const markoutGate = new client.Gauge({ name: METRIC.markoutGate, help: 'Markout canary gate (seed M1.1) per symbol: 1 on the current status (pass, breach, insufficient_sample)', labelNames: ['symbol', 'status'] as const, registers: [registry] });
 
 const symbol = ['symbol'] as const;
 export const costCalibFills = new client.Counter({ name: METRIC.costCalibFills, help: 'Fills seen by cost calibration, by outcome (sampled, duplicate, no_tick, stale_quote, liquidity_excluded)', labelNames: ['symbol', 'outcome'] as const, registers: [registry] });

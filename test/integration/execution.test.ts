@@ -147,6 +147,25 @@ test('every fill gets exactly one markout per horizon, equal to the offline run;
     // One unit in the 6th decimal: the float8 → numeric cast may round a value that sits on a half.
     assert.ok(Math.abs(sample('markout_avg_bps', r) - r.avg) <= 1.01e-6, `${at}: avg ${sample('markout_avg_bps', r)} vs SQL ${r.avg}`);
   }
+  const adverse = await db.query<{ instrument: string; color: string; rate: number }>(`
+    SELECT instrument, color, (count(*) FILTER (WHERE markout_bps < 0))::float8 / count(*) AS rate
+    FROM markouts WHERE run_id = $1 AND horizon_ms = 5000 GROUP BY 1, 2`, [ns.runId]);
+  for (const r of adverse.rows) {
+    const m = metrics.match(new RegExp(`^markout_adverse_fill_rate\\{color="${r.color}",symbol="${r.instrument}"\\} (\\S+)$`, 'm'));
+    assert.ok(m && Math.abs(Number(m[1]) - r.rate) < 1e-12, `${r.instrument} ${r.color}: adverse fill rate ${m?.[1]} vs SQL ${r.rate}`);
+  }
+  const delta = await db.query<{ instrument: string; horizon_ms: number; delta: number }>(`
+    SELECT instrument, horizon_ms,
+           round((sum(round((markout_bps * 1e4)::numeric)) FILTER (WHERE color = 'green') / count(*) FILTER (WHERE color = 'green')
+                - sum(round((markout_bps * 1e4)::numeric)) FILTER (WHERE color = 'blue') / count(*) FILTER (WHERE color = 'blue')) / 1e4, 6)::float8 AS delta
+    FROM markouts WHERE run_id = $1 GROUP BY 1, 2
+    HAVING count(*) FILTER (WHERE color = 'green') > 0 AND count(*) FILTER (WHERE color = 'blue') > 0`, [ns.runId]);
+  assert.ok(delta.rows.length > 0, 'both colours traded');
+  for (const r of delta.rows) {
+    const m = metrics.match(new RegExp(`^markout_canary_delta_bps\\{horizon_ms="${r.horizon_ms}",symbol="${r.instrument}"\\} (\\S+)$`, 'm'));
+    assert.ok(m && Math.abs(Number(m[1]) - r.delta) <= 1.01e-6, `${r.instrument} ${r.horizon_ms} ms: canary delta ${m?.[1]} vs SQL ${r.delta}`);
+  }
+  assert.match(metrics, /^markout_gate\{symbol="EUR_USD",status="(pass|breach|insufficient_sample)"\} 1$/m);
   const calib = await db.query<{ n: string; k: number | null }>('SELECT count(*) AS n, max(k_eff) AS k FROM cost_calibrations WHERE run_id = $1', [ns.runId]);
   assert.ok(Number(calib.rows[0]!.n) > 0, 'cost calibrations stored');
   assert.match(metrics, /^cost_fillrate_ewma\{symbol="EUR_USD"\} 0\.\d+/m);
