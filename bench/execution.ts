@@ -54,23 +54,13 @@ import { resolveCalibrationConfig } from '../streams/calibration/config.ts';
 import { resolveExecutionConfig } from '../streams/execution/topology.ts';
 import { CALIBRATION_STORE, CalibrationProcessor, MARKOUT_AGG_STORE, MARKOUT_STORE, MarkoutProcessor, type CalibrationEntry } from '../streams/execution/processors.ts';
 import { Rng } from '../src/generate/random.ts';
+import { argInt } from './args.ts';
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return fallback;
-  const v = Number(process.argv[i + 1]);
-  if (!Number.isInteger(v) || v <= 0) {
-    process.stderr.write(`--${name} needs a positive integer, got ${JSON.stringify(process.argv[i + 1])}\n`);
-    process.exit(2);
-  }
-  return v;
-}
-
-const SECONDS = arg('seconds', 10);
-const N = arg('instruments', 10);
-const TICK_RATE = arg('tick-rate', 100_000);
-const FILL_RATE = arg('fill-rate', 200);
-const RUNS = arg('runs', 3);
+const SECONDS = argInt('seconds', 10);
+const N = argInt('instruments', 10);
+const TICK_RATE = argInt('tick-rate', 100_000);
+const FILL_RATE = argInt('fill-rate', 200);
+const RUNS = argInt('runs', 3);
 const PARTITIONS = 3;
 /** Event time piped between two flushes of the driver's timestamp merge (ms). */
 const FLUSH_EVERY_MS = 100;

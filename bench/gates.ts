@@ -34,21 +34,11 @@ import { DEFAULT_FEATURE_PARAMS } from '../streams/features/features.ts';
 import { resolveRegimeParams } from '../streams/features/regime.ts';
 import { Rng } from '../src/generate/random.ts';
 import type { Candle } from '../streams/model/records.ts';
+import { argInt } from './args.ts';
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return fallback;
-  const v = Number(process.argv[i + 1]);
-  if (!Number.isInteger(v) || v <= 0) {
-    process.stderr.write(`--${name} needs a positive integer, got ${JSON.stringify(process.argv[i + 1])}\n`);
-    process.exit(2);
-  }
-  return v;
-}
-
-const DAYS = arg('days', 8);
-const N = arg('instruments', 50);
-const RUNS = arg('runs', 3);
+const DAYS = argInt('days', 8);
+const N = argInt('instruments', 50);
+const RUNS = argInt('runs', 3);
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) {
   process.stderr.write('run with node --expose-gc (npm run bench:gates does)\n');

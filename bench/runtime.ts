@@ -25,19 +25,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import os from 'node:os';
 import { Session, type Profiler } from 'node:inspector/promises';
 import type { Kafka, Producer, Transaction, ConsumerConfig, ConsumerRunConfig, EachBatchPayload } from 'kafkajs';
+import { argInt } from './args.ts';
 
 // ---- configuration (env must be set before any project module is imported) --
-
-function argInt(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return fallback;
-  const v = Number(process.argv[i + 1]);
-  if (!Number.isInteger(v) || v <= 0) {
-    process.stderr.write(`--${name} needs a positive integer, got ${JSON.stringify(process.argv[i + 1])}\n`);
-    process.exit(2);
-  }
-  return v;
-}
 
 const RECORDS = argInt('records', 200_000);
 const RUNS = argInt('runs', 3);

@@ -7,7 +7,7 @@
  * is reported at once in one ConfigError naming the knob. Defaults and their
  * reasons: docs/calibration.md.
  */
-import { resolveConfig, type Spec } from '../runtime/config.ts';
+import { resolveConfig, type Spec, collectProblems, type ConfigProblem } from '../runtime/config.ts';
 import { ConfigError } from '../runtime/errors.ts';
 
 export const CALIBRATION_KNOBS = {
@@ -67,8 +67,8 @@ const CURRENCY = /^[A-Z0-9]{2,10}$/;
 /** Resolves and checks every calibration knob; throws one ConfigError listing every problem. */
 export function resolveCalibrationConfig(explicit: Partial<Record<CalibrationKnob, unknown>> = {}, env: NodeJS.ProcessEnv = process.env): CalibrationConfig {
   const problems: Problem[] = [];
-  const c = collect(problems, () => resolveConfig(CALIBRATION_KNOBS, explicit, env));
-  const json = collect(problems, () => resolveConfig(CALIBRATION_JSON_KNOBS, explicit, env));
+  const c = collectProblems(problems, () => resolveConfig(CALIBRATION_KNOBS, explicit, env));
+  const json = collectProblems(problems, () => resolveConfig(CALIBRATION_JSON_KNOBS, explicit, env));
   const usdPerQuote = json ? parseUsdPerQuote(json.COST_USD_PER_QUOTE_JSON, problems) : {};
   if (problems.length > 0 || !c) throw new ConfigError(problems);
   return {
@@ -90,7 +90,7 @@ export function resolveCalibrationConfig(explicit: Partial<Record<CalibrationKno
 /** Every knob at its default. */
 export const DEFAULT_CALIBRATION_CONFIG: CalibrationConfig = Object.freeze(resolveCalibrationConfig({}, {}));
 
-type Problem = { key: string; message: string };
+type Problem = ConfigProblem;
 
 function parseUsdPerQuote(raw: unknown, problems: Problem[]): Record<string, number> {
   const key = 'COST_USD_PER_QUOTE_JSON';
@@ -105,14 +105,4 @@ function parseUsdPerQuote(raw: unknown, problems: Problem[]): Record<string, num
     }
   }
   return usdPerQuote;
-}
-
-function collect<T>(problems: Problem[], resolve: () => T): T | undefined {
-  try {
-    return resolve();
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    problems.push(...err.problems);
-    return undefined;
-  }
 }

@@ -19,6 +19,7 @@ import { open, readFile, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { SepError } from '../runtime/errors.ts';
 import { instrumentCalibrationProblem, type CalibrationState } from './calibration.ts';
+import { INSTRUMENT_NAME } from '../model/instruments.ts';
 
 export const SNAPSHOT_VERSION = 1;
 export const SNAPSHOT_KIND = 'cost_calib';
@@ -98,7 +99,6 @@ export function encodeSnapshot(state: CalibrationState, createdAtMs: number, opt
 }
 
 const HEADER = ['created_at', 'instrument_count', 'kind', 'payload', 'sha256', 'version'];
-const INSTRUMENT = /^[A-Z0-9]{2,10}_[A-Z0-9]{2,10}$/;
 const RESTORE = 'restore the previous snapshot, or remove the file to start from an empty calibration';
 
 /** Checks a snapshot's bytes end to end and returns the state it holds; throws SnapshotError naming the problem and the fix. */
@@ -156,7 +156,7 @@ export function decodeSnapshot(bytes: Uint8Array, options: SnapshotOptions = {})
 function statePayloadProblem(payload: unknown): string | null {
   if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) return 'payload is not an object of instrument → state';
   for (const [instrument, s] of Object.entries(payload)) {
-    if (!INSTRUMENT.test(instrument)) return `payload key ${JSON.stringify(instrument)} is not an instrument name like EUR_USD`;
+    if (!INSTRUMENT_NAME.test(instrument)) return `payload key ${JSON.stringify(instrument)} is not an instrument name like EUR_USD`;
     const p = instrumentCalibrationProblem(s);
     if (p !== null) return `payload.${instrument} ${p}`;
   }

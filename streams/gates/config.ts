@@ -6,9 +6,10 @@
  * each other — is reported at once in one ConfigError naming the knob and the
  * accepted range. Defaults and their reasons: docs/gates.md.
  */
-import { resolveConfig, type Resolved, type Spec } from '../runtime/config.ts';
+import { resolveConfig, type Resolved, type Spec, collectProblems, type ConfigProblem } from '../runtime/config.ts';
 import { ConfigError } from '../runtime/errors.ts';
 import { DEFAULT_SESSIONS, SessionCalendar, sessionProblems, type SessionSpec } from './sessions.ts';
+import { INSTRUMENT_NAME } from '../model/instruments.ts';
 
 /** Hysteresis buffers are clamped to this range (seed: operations-reference). */
 export const BUF_RANGE = [0, 0.3] as const;
@@ -88,7 +89,7 @@ export interface ResolvedGatesConfig {
   warnings: string[];
 }
 
-type Problem = { key: string; message: string };
+type Problem = ConfigProblem;
 
 /**
  * Resolves and checks every gates knob. Throws one ConfigError listing every
@@ -98,8 +99,8 @@ type Problem = { key: string; message: string };
 export function resolveGatesConfig(explicit: Partial<Record<GatesKnob, unknown>> = {}, env: NodeJS.ProcessEnv = process.env): ResolvedGatesConfig {
   const problems: Problem[] = [];
   const warnings: string[] = [];
-  const scalars = collect(problems, () => resolveConfig(GATES_KNOBS, explicit, env));
-  const json = collect(problems, () => resolveConfig(GATES_JSON_KNOBS, explicit, env));
+  const scalars = collectProblems(problems, () => resolveConfig(GATES_KNOBS, explicit, env));
+  const json = collectProblems(problems, () => resolveConfig(GATES_JSON_KNOBS, explicit, env));
 
   const pairBufs = json ? parsePairBufs(json.HYSTERESIS_PAIR_JSON, problems, warnings) : {};
   let sessions: SessionSpec[] = [];
@@ -144,9 +145,6 @@ export function bufFor(config: GatesConfig, instrument: string): number {
   return Object.hasOwn(config.pairBufs, instrument) ? config.pairBufs[instrument]! : config.buf;
 }
 
-/** Instrument names as the catalog spells them (streams/model/instruments.ts). */
-const INSTRUMENT = /^[A-Z0-9]{2,10}_[A-Z0-9]{2,10}$/;
-
 function parsePairBufs(raw: unknown, problems: Problem[], warnings: string[]): Record<string, number> {
   const key = 'HYSTERESIS_PAIR_JSON';
   const range = `[${BUF_RANGE[0]}, ${BUF_RANGE[1]}]`;
@@ -156,7 +154,7 @@ function parsePairBufs(raw: unknown, problems: Problem[], warnings: string[]): R
   }
   const out: Record<string, number> = {};
   for (const [instrument, value] of Object.entries(raw)) {
-    if (!INSTRUMENT.test(instrument)) {
+    if (!INSTRUMENT_NAME.test(instrument)) {
       problems.push({ key, message: `key "${instrument}" is not an instrument name like EUR_USD` });
     } else if (typeof value !== 'number' || !Number.isFinite(value)) {
       problems.push({ key, message: `entry "${instrument}" must be a number in ${range}, got ${JSON.stringify(value)}` });
@@ -192,14 +190,4 @@ function crossProblems(c: Resolved<typeof GATES_KNOBS>): Problem[] {
     });
   }
   return problems;
-}
-
-function collect<T>(problems: Problem[], resolve: () => T): T | undefined {
-  try {
-    return resolve();
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    problems.push(...err.problems);
-    return undefined;
-  }
 }

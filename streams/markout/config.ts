@@ -6,8 +6,9 @@
  * at once in one ConfigError naming the knob. Defaults and their reasons:
  * docs/markout.md "Parameters".
  */
-import { resolveConfig, type Resolved, type Spec } from '../runtime/config.ts';
+import { resolveConfig, type Resolved, type Spec, collectProblems, type ConfigProblem } from '../runtime/config.ts';
 import { ConfigError } from '../runtime/errors.ts';
+import { INSTRUMENT_NAME } from '../model/instruments.ts';
 
 /** A horizon is 0 ms (the fill's own instant) to 1 h: the tick buffer holds about the longest horizon of ticks. */
 export const HORIZON_RANGE_MS = [0, 3_600_000] as const;
@@ -62,15 +63,15 @@ export interface MarkoutConfig {
   adverseHorizonMs: number;
 }
 
-type Problem = { key: string; message: string };
+type Problem = ConfigProblem;
 
 /** Resolves and checks every markout knob; throws one ConfigError listing every problem. */
 export function resolveMarkoutConfig(explicit: Partial<Record<MarkoutKnob, unknown>> = {}, env: NodeJS.ProcessEnv = process.env): MarkoutConfig {
   const problems: Problem[] = [];
   // Three groups, so a bad value in one does not hide the problems of another.
-  const lists = collect(problems, () => resolveConfig(MARKOUT_LIST_KNOBS, explicit, env));
-  const scalars = collect(problems, () => resolveConfig(MARKOUT_KNOBS, explicit, env));
-  const json = collect(problems, () => resolveConfig(MARKOUT_JSON_KNOBS, explicit, env));
+  const lists = collectProblems(problems, () => resolveConfig(MARKOUT_LIST_KNOBS, explicit, env));
+  const scalars = collectProblems(problems, () => resolveConfig(MARKOUT_KNOBS, explicit, env));
+  const json = collectProblems(problems, () => resolveConfig(MARKOUT_JSON_KNOBS, explicit, env));
   const before = problems.length;
   const horizonsMs = lists ? parseHorizons('MARKOUT_HORIZONS_MS', lists.MARKOUT_HORIZONS_MS, problems) : [];
   // Checks against the horizon list only when it is the list the user meant.
@@ -145,7 +146,7 @@ function parseCapOverrides(raw: unknown, problems: Problem[]): Record<string, Ca
   }
   const out: Record<string, CapOverride> = {};
   for (const [instrument, value] of Object.entries(raw)) {
-    if (!INSTRUMENT.test(instrument)) {
+    if (!INSTRUMENT_NAME.test(instrument)) {
       problems.push({ key, message: `key "${instrument}" is not an instrument name like EUR_USD` });
     } else if (isCap(value)) {
       out[instrument] = value;
@@ -189,15 +190,3 @@ function crossProblems(c: Resolved<typeof MARKOUT_KNOBS>, horizons: number[], ga
   return problems;
 }
 
-/** Instrument names as the catalog spells them (streams/model/instruments.ts). */
-const INSTRUMENT = /^[A-Z0-9]{2,10}_[A-Z0-9]{2,10}$/;
-
-function collect<T>(problems: Problem[], resolve: () => T): T | undefined {
-  try {
-    return resolve();
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    problems.push(...err.problems);
-    return undefined;
-  }
-}

@@ -10,7 +10,8 @@ export const DEFAULT_INSTRUMENTS = [
   'USD_CHF', 'NZD_USD', 'EUR_GBP', 'EUR_JPY', 'GBP_JPY',
 ] as const;
 
-const NAME = /^[A-Z0-9]{2,10}_[A-Z0-9]{2,10}$/;
+/** An instrument name as the catalog spells it: BASE_QUOTE, e.g. EUR_USD. */
+export const INSTRUMENT_NAME = /^[A-Z0-9]{2,10}_[A-Z0-9]{2,10}$/;
 
 export class InstrumentCatalog {
   private readonly names: ReadonlySet<string>;
@@ -27,7 +28,7 @@ export class InstrumentCatalog {
     const raw = env.SEP_INSTRUMENTS?.trim();
     if (!raw) return new InstrumentCatalog(DEFAULT_INSTRUMENTS);
     const names = raw.split(',').map((s) => s.trim()).filter(Boolean);
-    const bad = names.filter((n) => !NAME.test(n));
+    const bad = names.filter((n) => !INSTRUMENT_NAME.test(n));
     if (bad.length > 0 || names.length === 0) {
       throw new ConfigError([{ key: 'SEP_INSTRUMENTS', message: `=${JSON.stringify(raw)}: ${bad.length ? `bad names ${bad.join(', ')}` : 'empty list'}; give a comma-separated list like EUR_USD,USD_JPY` }]);
     }

@@ -90,3 +90,21 @@ function rangeText(knob: Knob): string {
 export function describeConfig<S extends Spec>(spec: S, config: Resolved<S>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(config).map(([k, v]) => [k, spec[k]?.secret ? '****' : v]));
 }
+
+/** One bad knob: its environment name and what is wrong with it, with the accepted range. */
+export type ConfigProblem = { key: string; message: string };
+
+/**
+ * Runs one resolution step and keeps going on a ConfigError, adding its
+ * problems to `problems`: every bad knob is reported in one error, not the
+ * first one only.
+ */
+export function collectProblems<T>(problems: ConfigProblem[], resolve: () => T): T | undefined {
+  try {
+    return resolve();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    problems.push(...err.problems);
+    return undefined;
+  }
+}

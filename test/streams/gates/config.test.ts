@@ -1,20 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError } from '../../../streams/runtime/errors.ts';
 import { bufFor, DEFAULT_GATES_CONFIG, resolveGatesConfig } from '../../../streams/gates/config.ts';
 import { DEFAULT_SESSIONS } from '../../../streams/gates/sessions.ts';
+import { problemsOf } from '../../support/config-problems.ts';
 
-/** The ConfigError's problems as "KEY message" lines. */
-function problemsOf(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
-    assert.equal(err.code, 'CONFIG_INVALID');
-    return err.problems.map((p) => `${p.key} ${p.message}`);
-  }
-  assert.fail('no ConfigError thrown');
-}
 
 test('defaults are the seeds\' values and the documented choices', () => {
   const { calendar, sessions, ...rest } = DEFAULT_GATES_CONFIG;

@@ -1,19 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError } from '../../../streams/runtime/errors.ts';
 import { capFor, DEFAULT_MARKOUT_CONFIG, resolveMarkoutConfig } from '../../../streams/markout/config.ts';
+import { problemsOf } from '../../support/config-problems.ts';
 
-/** The ConfigError's problems as "KEY message" lines. */
-function problemsOf(fn: () => unknown): string[] {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
-    assert.equal(err.code, 'CONFIG_INVALID');
-    return err.problems.map((p) => `${p.key} ${p.message}`);
-  }
-  assert.fail('no ConfigError thrown');
-}
 
 test('defaults are the seeds\' values and the documented choices', () => {
   assert.deepEqual({ ...DEFAULT_MARKOUT_CONFIG }, {
