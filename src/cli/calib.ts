@@ -10,6 +10,7 @@
  * clock, so the same state always gives the same bytes (snapshot → load →
  * snapshot round-trips byte for byte).
  */
+import { existsSync, statSync } from 'node:fs';
 import { UsageError } from '../../streams/runtime/errors.ts';
 import { createProducer, ensureTopics, readTopicToEnd, partitionForKey } from '../../streams/runtime/kafka.ts';
 import { TOPIC_PREFIX, TOPICS } from '../../streams/runtime/topics.ts';
@@ -21,6 +22,13 @@ import type { CalibrationState } from '../../streams/calibration/calibration.ts'
 import { connectServices } from '../pipeline/services.ts';
 
 type Values = Record<string, string | boolean | undefined>;
+
+/** A snapshot path given on the command line must name an existing file. */
+function existingFile(file: string | undefined, usage: string): string {
+  if (!file) throw new UsageError(`${usage}: give the snapshot file`);
+  if (!existsSync(file) || !statSync(file).isFile()) throw new UsageError(`${usage}: ${file} is not a file; give the path of a snapshot written by \`sep calib snapshot\``);
+  return file;
+}
 const log = (line: string) => console.log(line);
 
 /** The changelog topic of run ID's calibration store (the signal app's application id is `<prefix>sep-features-<run id>`). */
@@ -32,9 +40,9 @@ export async function runCalib(v: Values, positionals: string[], runIdFlag: (v: 
   const [action, file] = positionals;
   const maxBytes = resolveCalibrationConfig().snapshotMaxBytes;
   if (action === 'verify') {
-    if (!file) throw new UsageError('sep calib verify FILE: give the snapshot file');
-    const s = await readSnapshotFile(file, { maxBytes });
-    log(`${file}: version ${s.version}, ${s.instrumentCount} instruments, created_at ${new Date(s.createdAt).toISOString()}, checksum ok`);
+    const path = existingFile(file, 'sep calib verify FILE');
+    const s = await readSnapshotFile(path, { maxBytes });
+    log(`${path}: version ${s.version}, ${s.instrumentCount} instruments, created_at ${new Date(s.createdAt).toISOString()}, checksum ok`);
     return 0;
   }
   if (action !== 'snapshot' && action !== 'load') throw new UsageError(`sep calib ${action ?? ''}: use snapshot, verify or load`);
@@ -59,8 +67,7 @@ export async function runCalib(v: Values, positionals: string[], runIdFlag: (v: 
       log(`${out}: ${Object.keys(state).length} instruments from ${topic}, created_at ${new Date(createdAt).toISOString()}`);
       return 0;
     }
-    if (!file) throw new UsageError('sep calib load FILE --run-id ID: give the snapshot file');
-    const snapshot = await readSnapshotFile(file, { maxBytes });
+    const snapshot = await readSnapshotFile(existingFile(file, 'sep calib load FILE --run-id ID'), { maxBytes });
     // Only a run that has not started: loading under live state would mix two histories.
     const existing = (await services.admin.listTopics()).includes(topic) ? (await services.admin.fetchTopicOffsets(topic)).some((o) => o.high !== o.low || o.high !== '0') : false;
     if (existing) throw new UsageError(`run ${runId} already has calibration state (${topic} is not empty); load into a new run id`);

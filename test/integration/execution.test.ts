@@ -214,6 +214,9 @@ test('sep calib: a snapshot of a run\'s calibration state verifies, loads into a
   const corrupt = await sep(['calib', 'verify', a], ns.env);
   assert.equal(corrupt.code, 1, corrupt.stdout);
   assert.match(corrupt.stderr, /refused \((bad_checksum|invalid_structure)\)/);
+  const missing = await sep(['calib', 'verify', path.join(dir, 'missing.json')], ns.env);
+  assert.equal(missing.code, 2, missing.stdout);
+  assert.match(missing.stderr, /missing\.json is not a file/);
   const again = await sep(['calib', 'load', b, '--run-id', ns.runId], ns.env);
   assert.equal(again.code, 2, again.stdout);
   assert.match(again.stderr, /already has calibration state/);
