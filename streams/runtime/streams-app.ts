@@ -4,15 +4,19 @@
  * producer whose id is stable per input partition (`<app>-task-<p>`): kafkajs
  * implements only KIP-98 fencing (its sendOffsets carries no group generation,
  * so KIP-447's single producer is not an option), and a stable id per
- * partition lets a new owner fence the old one. Per consumed batch, in one
- * transaction: the outputs, the changelog writes (stamped with the input
- * offset that produced them), the dead letters, and the input offsets.
+ * partition lets a new owner fence the old one.
+ *
+ * Fetched batches join the task's PartitionInput, which hands records out in
+ * timestamp order across the source topics. Per processing run, in one
+ * transaction: the outputs, the state writes (stamped with the input record
+ * that made them), the stream-time checkpoint, the dead letters, and the
+ * input offsets of every source up to the first record not yet processed.
  *
  * State is restored from the compacted changelog topics
  * (`<app>-<store>-changelog`, one partition per task) when a task is created
  * (on first assignment, after a rebalance, after a failure) and before it
- * processes anything; a failed transaction is aborted, the task dropped and
- * rebuilt from its changelog, and the batch re-fetched from the committed offset.
+ * processes anything; a failed run is aborted, the task and its buffered input
+ * dropped, and the sources re-fetched from the committed offsets.
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
