@@ -31,9 +31,11 @@
  * fills/s processed, overall and "steady" (from STEADY_FROM_MS of event time
  * on, when the tick buffers are full), the speed-up over real time, the share
  * of time in changelog serialisation (Task.drainChangelog, timed by wrapping
- * it), markouts emitted; at the end of the run, the state: markout
- * tick-buffer, pending and dedupe entries (stateSize), JSON bytes of each
- * store's values per instrument, and the V8 heap used with all state live
+ * it), markouts emitted, the changelog written (records, bytes, the largest
+ * record); at the end of the run, the state: ticks held and their segments,
+ * pending (fill, horizon) pairs and fills remembered (from the stores), JSON
+ * bytes of each store's values per instrument, the largest single store
+ * value, and the V8 heap used with all state live
  * after gc() and the driver's collected outputs dropped, minus the heap
  * before building the topology, per instrument.
  * Table on stdout (Markdown), progress on stderr.
@@ -48,11 +50,12 @@ import { TOPICS } from '../streams/runtime/topics.ts';
 import { InstrumentCatalog } from '../streams/model/instruments.ts';
 import { validateRecord, type Fill, type OrderEvent, type Tick } from '../streams/model/records.ts';
 import { resolveMarkoutConfig } from '../streams/markout/config.ts';
-import { stateSize, type MarkoutState } from '../streams/markout/markout.ts';
+import type { PendingFill } from '../streams/markout/markout.ts';
+import type { TickSegment } from '../streams/markout/asof.ts';
 import type { InstrumentAggregate } from '../streams/markout/aggregate.ts';
 import { resolveCalibrationConfig } from '../streams/calibration/config.ts';
 import { resolveExecutionConfig } from '../streams/execution/topology.ts';
-import { CALIBRATION_STORE, CalibrationProcessor, MARKOUT_AGG_STORE, MARKOUT_STORE, MarkoutProcessor, type CalibrationEntry } from '../streams/execution/processors.ts';
+import { CALIBRATION_STORE, CalibrationProcessor, MARKOUT_AGG_STORE, MARKOUT_FILLS_STORE, MARKOUT_TICKS_STORE, MarkoutProcessor, type CalibrationEntry } from '../streams/execution/processors.ts';
 import { Rng } from '../src/generate/random.ts';
 import { argInt } from './args.ts';
 
@@ -78,8 +81,9 @@ const topics = { ticks: TOPICS.ticks.name, fills: TOPICS.fills.name, orders: TOP
 
 /**
  * Steady state of the tick buffers: they hold the last MARKOUT_GRACE_MS of
- * ticks, and the amortised eviction first runs once a quarter more has
- * arrived, so from grace · 4/3 + 1 s of event time on they only oscillate.
+ * ticks (plus at most one 100 ms segment). grace · 4/3 + 1 s is kept from the
+ * first design (an amortised eviction that ran once a quarter more had
+ * arrived), so results compare with the earlier runs in BENCHMARKS.md.
  */
 const STEADY_FROM_MS = Math.ceil((markout.graceMs * 4) / 3) + 1000;
 if (SECONDS * 1000 <= STEADY_FROM_MS) {
@@ -167,21 +171,31 @@ function executionTopology(kind: Variant): Topology {
       .addSink('calibration-out', TOPICS.costCalibration.name, 'calibration');
   }
   return t.addProcessor('markout', () => new MarkoutProcessor(markout, topics), 'ticks', 'fills')
-    .addStateStore(MARKOUT_STORE, () => new KeyValueStore<MarkoutState>(MARKOUT_STORE), 'markout')
+    .addStateStore(MARKOUT_TICKS_STORE, () => new KeyValueStore<TickSegment>(MARKOUT_TICKS_STORE), 'markout')
+    .addStateStore(MARKOUT_FILLS_STORE, () => new KeyValueStore<PendingFill>(MARKOUT_FILLS_STORE), 'markout')
     .addStateStore(MARKOUT_AGG_STORE, () => new KeyValueStore<InstrumentAggregate>(MARKOUT_AGG_STORE), 'markout')
     .addSink('markout-out', TOPICS.markouts.name, 'markout');
 }
 
-// Changelog serialisation time: the driver drains every 5 000 records, as the Kafka runner does before a send.
+// Changelog serialisation time and size: the driver drains every 5 000 records, as the Kafka runner does before a send.
 let drainMs = 0;
+let changelogBytes = 0;
+let changelogRecords = 0;
+let largestChangelogRecord = 0;
 const drain = Task.prototype.drainChangelog;
 Task.prototype.drainChangelog = function (this: Task) {
   const t = performance.now();
-  try {
-    return drain.call(this);
-  } finally {
-    drainMs += performance.now() - t;
+  const out = drain.call(this);
+  drainMs += performance.now() - t;
+  for (const c of out) {
+    for (const w of c.writes) {
+      const n = w.value === null ? 0 : Buffer.byteLength(w.value);
+      changelogBytes += n;
+      changelogRecords++;
+      if (n > largestChangelogRecord) largestChangelogRecord = n;
+    }
   }
+  return out;
 };
 
 interface Result {
@@ -190,11 +204,13 @@ interface Result {
   /** Records from STEADY_FROM_MS on. */
   steadyTicks: number; steadyFills: number;
   markouts: number; calibrations: number; ticks: number; fills: number; orders: number;
-  /** stateSize summed over instruments. */
-  tickEntries: number; pending: number; seen: number;
-  /** JSON bytes per instrument, by store, and of the markout state's parts. */
+  /** Markout state summed over instruments: ticks held, tick segments, pending (fill, horizon) pairs, fills remembered. */
+  tickEntries: number; segments: number; pending: number; fillsHeld: number;
+  /** JSON bytes per instrument, by store; the largest single value (one changelog record). */
   bytes: Record<string, number>;
-  parts: { ticks: number; pending: number; seen: number };
+  largestValue: number;
+  /** Changelog written over the run: records, bytes, the largest record. */
+  changelogRecords: number; changelogBytes: number; largestChangelogRecord: number;
   heapPerInstrumentKiB: number; rssMiB: number;
 }
 
@@ -204,6 +220,9 @@ function run(kind: Variant): Result {
   const d = new TopologyTestDriver(executionTopology(kind), { partitions: PARTITIONS });
   const market = new Market();
   drainMs = 0;
+  changelogBytes = 0;
+  changelogRecords = 0;
+  largestChangelogRecord = 0;
   let wallMs = 0;
   let steadyMs = 0;
   let steadyDrainMs = 0;
@@ -237,31 +256,30 @@ function run(kind: Variant): Result {
   d.clearOutputs();
   gc!();
   const { heapUsed, rss } = process.memoryUsage();
-  const stores = kind === 'markout' ? [MARKOUT_STORE, MARKOUT_AGG_STORE] : [MARKOUT_STORE, MARKOUT_AGG_STORE, CALIBRATION_STORE];
+  const stores = [MARKOUT_TICKS_STORE, MARKOUT_FILLS_STORE, MARKOUT_AGG_STORE, ...(kind === 'markout' ? [] : [CALIBRATION_STORE])];
   const bytes: Record<string, number> = {};
-  const size = { tickEntries: 0, pending: 0, seen: 0 };
-  const parts = { ticks: 0, pending: 0, seen: 0 };
-  const json = (v: unknown) => Buffer.byteLength(JSON.stringify(v)) / N;
+  const size = { tickEntries: 0, segments: 0, pending: 0, fillsHeld: 0 };
+  let largestValue = 0;
   for (let p = 0; p < PARTITIONS; p++) {
     for (const name of stores) {
       for (const [, v] of d.store<KeyValueStore<unknown>>(name, p).all()) {
-        bytes[name] = (bytes[name] ?? 0) + json(v);
-        if (name !== MARKOUT_STORE) continue;
-        const m = v as MarkoutState;
-        const s = stateSize(m);
-        size.tickEntries += s.ticks;
-        size.pending += s.pending;
-        size.seen += s.seen;
-        parts.ticks += json(m.ticks);
-        parts.pending += json(m.pending);
-        parts.seen += json(m.seen) + json(m.seenOrder);
+        const n = Buffer.byteLength(JSON.stringify(v));
+        bytes[name] = (bytes[name] ?? 0) + n / N;
+        largestValue = Math.max(largestValue, n);
+        if (name === MARKOUT_TICKS_STORE) {
+          size.segments++;
+          size.tickEntries += (v as TickSegment).ts.length;
+        } else if (name === MARKOUT_FILLS_STORE) {
+          size.fillsHeld++;
+          size.pending += (v as PendingFill).open.length;
+        }
       }
     }
   }
   d.close();
   return {
     wallMs, steadyMs, drainMs: drained, steadyDrainMs, steadyTicks, steadyFills, markouts, calibrations,
-    ticks: market.ticks, fills: market.fills, orders: market.orders, ...size, bytes, parts,
+    ticks: market.ticks, fills: market.fills, orders: market.orders, ...size, bytes, largestValue, changelogRecords, changelogBytes, largestChangelogRecord,
     heapPerInstrumentKiB: (heapUsed - heapBefore) / N / 1024, rssMiB: rss / 1024 / 1024,
   };
 }
@@ -294,13 +312,15 @@ for (const kind of VARIANTS) {
   const steadyTicks = m(kind, (r) => rate(r.steadyTicks, r.steadyMs));
   console.log(`| ${label(kind)} | ${(wall / 1000).toFixed(2)} | ${fmt(x[0]!.ticks / (wall / 1000))} | ${fmt(steadyTicks)} | ${fmt(m(kind, (r) => rate(r.steadyFills, r.steadyMs)))} | ${(steadyTicks / TICK_RATE).toFixed(2)} | ${m(kind, (r) => r.steadyDrainMs / r.steadyMs * 100).toFixed(0)} % | ${fmt(m(kind, (r) => r.markouts))} |`);
 }
-console.log(`\nState at the end (${SECONDS} s of event time; entries summed over the ${N} instruments, JSON bytes per instrument):\n`);
-console.log('| variant | tick-buffer entries | pending (fill, horizon) entries | dedupe cids | markout state JSON (ticks / pending / dedupe) | aggregates JSON | calibration JSON | state heap / instrument | process RSS |');
-console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+console.log(`\nState at the end (${SECONDS} s of event time; entries summed over the ${N} instruments, JSON bytes per instrument) and the changelog the run wrote:\n`);
+console.log('| variant | ticks held (segments) | pending (fill, horizon) | fills remembered | markout JSON / instrument (ticks / fills) | aggregates JSON | calibration JSON | largest store value | changelog written (records, MiB per s of event time) | largest changelog record | state heap / instrument | process RSS |');
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const kind of VARIANTS) {
   const b = (f: (x: Result) => number) => kib(m(kind, f));
   const calib = kind === 'markout' ? '–' : b((x) => x.bytes[CALIBRATION_STORE] ?? 0);
-  console.log(`| ${label(kind)} | ${fmt(m(kind, (x) => x.tickEntries))} | ${fmt(m(kind, (x) => x.pending))} | ${fmt(m(kind, (x) => x.seen))} | ${b((x) => x.bytes[MARKOUT_STORE] ?? 0)} (${b((x) => x.parts.ticks)} / ${b((x) => x.parts.pending)} / ${b((x) => x.parts.seen)}) | ${b((x) => x.bytes[MARKOUT_AGG_STORE] ?? 0)} | ${calib} | ${b((x) => x.heapPerInstrumentKiB * 1024)} | ${m(kind, (x) => x.rssMiB).toFixed(0)} MiB |`);
+  const markoutJson = (x: Result) => (x.bytes[MARKOUT_TICKS_STORE] ?? 0) + (x.bytes[MARKOUT_FILLS_STORE] ?? 0);
+  const changelog = `${fmt(m(kind, (x) => x.changelogRecords))}, ${(m(kind, (x) => x.changelogBytes) / 1024 / 1024 / SECONDS).toFixed(1)} MiB/s`;
+  console.log(`| ${label(kind)} | ${fmt(m(kind, (x) => x.tickEntries))} (${fmt(m(kind, (x) => x.segments))}) | ${fmt(m(kind, (x) => x.pending))} | ${fmt(m(kind, (x) => x.fillsHeld))} | ${b(markoutJson)} (${b((x) => x.bytes[MARKOUT_TICKS_STORE] ?? 0)} / ${b((x) => x.bytes[MARKOUT_FILLS_STORE] ?? 0)}) | ${b((x) => x.bytes[MARKOUT_AGG_STORE] ?? 0)} | ${calib} | ${b((x) => x.largestValue)} | ${changelog} | ${b((x) => x.largestChangelogRecord)} | ${b((x) => x.heapPerInstrumentKiB * 1024)} | ${m(kind, (x) => x.rssMiB).toFixed(0)} MiB |`);
 }
 console.log(`\nPer run, ticks/s steady: ${VARIANTS.map((k) => `${k} ${results[k].map((x) => fmt(rate(x.steadyTicks, x.steadyMs))).join(' / ')}`).join('; ')}`);
 console.log(`Calibration records published (median): ${fmt(m('markout+calibration', (x) => x.calibrations))}`);

@@ -14,22 +14,31 @@
  *   time each instrument that changed publishes its calibration on the
  *   compacted calib.cost.v1.
  *
- * Both keep one state object per instrument in a key-value store (changelog
- * backed); the pure steps mutate or replace it, the store logs it lazily.
+ * The calibration keeps one state object per instrument in a key-value store
+ * (changelog backed); the pure steps replace it, the store logs it lazily.
+ * The markout's state is too large for one value per instrument (the last
+ * grace of ticks: 1.5 MiB at 10 000 ticks/s), so it lives in memory and is
+ * logged in small pieces — a store entry per 100 ms tick segment and per fill
+ * (markout.ts's MarkoutJournal) — and rebuilt from them at init, after the
+ * runtime restored the stores.
  */
 import type { Processor, ProcessorContext, StreamRecord } from '../runtime/processor.ts';
 import type { KeyValueStore } from '../runtime/stores.ts';
 import { InputError } from '../runtime/errors.ts';
 import type { Fill, OrderEvent, Tick } from '../model/records.ts';
 import type { Feature } from '../features/features.ts';
-import { addFill, addTick, advance, initialMarkoutState, type MarkoutState } from '../markout/markout.ts';
+import { addFill, addTick, advance, initialMarkoutState, markoutStateOf, type MarkoutJournal, type MarkoutState, type PendingFill } from '../markout/markout.ts';
+import type { TickSegment } from '../markout/asof.ts';
 import { addMarkout, adverseFillRates, avgBps, emptyAggregate, markoutGate, type InstrumentAggregate } from '../markout/aggregate.ts';
 import type { MarkoutConfig } from '../markout/config.ts';
 import { applyBar, applyFill, applyOrderEvent, applyTick, costCalibration, initialInstrumentCalibration, type InstrumentCalibration, type Quote } from '../calibration/calibration.ts';
 import type { CalibrationConfig } from '../calibration/config.ts';
 import * as metrics from '../runtime/metrics.ts';
 
-export const MARKOUT_STORE = 'markout-state';
+/** Tick segments, keyed `<instrument>@<segment start, 16 digits>`. */
+export const MARKOUT_TICKS_STORE = 'markout-ticks';
+/** Remembered fills (pending or within the dedupe window), keyed `<instrument>@<cid>`. */
+export const MARKOUT_FILLS_STORE = 'markout-fills';
 export const MARKOUT_AGG_STORE = 'markout-aggregates';
 export const CALIBRATION_STORE = 'calibration-state';
 
@@ -41,39 +50,71 @@ const MARKOUT_SWEEP_MS = 1000;
 
 export class MarkoutProcessor implements Processor<Tick | Fill> {
   private ctx!: ProcessorContext;
-  private state!: KeyValueStore<MarkoutState>;
+  private ticks!: KeyValueStore<TickSegment>;
+  private fills!: KeyValueStore<PendingFill>;
   private aggregates!: KeyValueStore<InstrumentAggregate>;
+  /** Instrument → its state and the journal that logs its changes to the stores. */
+  private readonly states = new Map<string, { state: MarkoutState; journal: MarkoutJournal }>();
 
   constructor(private readonly config: MarkoutConfig, private readonly topics: ExecutionTopics) {}
 
   init(ctx: ProcessorContext): void {
     this.ctx = ctx;
-    this.state = ctx.getStateStore(MARKOUT_STORE);
+    this.ticks = ctx.getStateStore(MARKOUT_TICKS_STORE);
+    this.fills = ctx.getStateStore(MARKOUT_FILLS_STORE);
     this.aggregates = ctx.getStateStore(MARKOUT_AGG_STORE);
+    this.rebuild();
     // Stream time is the task's: a quiet instrument's fills resolve when any record moves it.
     ctx.schedule(MARKOUT_SWEEP_MS, 'stream-time', () => {
-      for (const [instrument] of this.state.all()) this.resolve(instrument);
+      for (const instrument of [...this.states.keys()].sort()) this.resolve(instrument);
     });
   }
 
   process({ value }: StreamRecord<Tick | Fill>): void {
     const instrument = value.instrument;
-    const s = this.state.get(instrument) ?? initialMarkoutState();
+    const { state, journal } = this.stateOf(instrument);
     if (this.ctx.topic === this.topics.ticks) {
-      addTick(s, value as Tick, this.ctx.streamTime, this.config);
-    } else if (addFill(s, value as Fill, this.ctx.streamTime, this.config) === 'duplicate') {
+      addTick(state, value as Tick, this.ctx.streamTime, this.config, journal);
+    } else if (addFill(state, value as Fill, this.ctx.streamTime, this.config, journal) === 'duplicate') {
       metrics.markoutDuplicates.inc({ symbol: instrument });
     }
-    this.state.put(instrument, s);
     this.resolve(instrument);
   }
 
+  /** The in-memory states from the restored stores (empty on a fresh start). */
+  private rebuild(): void {
+    const segments = groupByInstrument(this.ticks.all());
+    const fills = groupByInstrument(this.fills.all());
+    for (const instrument of new Set([...segments.keys(), ...fills.keys()])) {
+      this.states.set(instrument, { state: markoutStateOf(segments.get(instrument) ?? [], fills.get(instrument) ?? []), journal: this.journalFor(instrument) });
+    }
+  }
+
+  private stateOf(instrument: string): { state: MarkoutState; journal: MarkoutJournal } {
+    let s = this.states.get(instrument);
+    if (!s) {
+      s = { state: initialMarkoutState(), journal: this.journalFor(instrument) };
+      this.states.set(instrument, s);
+    }
+    return s;
+  }
+
+  private journalFor(instrument: string): MarkoutJournal {
+    const segmentKey = (seg: TickSegment) => `${instrument}@${String(seg.start).padStart(16, '0')}`;
+    const fillKey = (f: PendingFill) => `${instrument}@${f.cid}`;
+    return {
+      segment: (seg) => this.ticks.put(segmentKey(seg), seg),
+      segmentDropped: (seg) => this.ticks.delete(segmentKey(seg)),
+      fill: (f) => this.fills.put(fillKey(f), f),
+      fillForgotten: (f) => this.fills.delete(fillKey(f)),
+    };
+  }
+
   private resolve(instrument: string): void {
-    const s = this.state.get(instrument);
+    const s = this.states.get(instrument);
     if (!s) return;
-    const { markouts, unresolved } = advance(s, instrument, this.ctx.streamTime, this.config);
+    const { markouts, unresolved } = advance(s.state, instrument, this.ctx.streamTime, this.config, s.journal);
     if (markouts.length === 0 && unresolved.length === 0) return;
-    this.state.put(instrument, s);
     const agg = this.aggregates.get(instrument) ?? emptyAggregate();
     for (const m of markouts) {
       addMarkout(agg, m);
@@ -98,6 +139,18 @@ export class MarkoutProcessor implements Processor<Tick | Fill> {
     for (const h of gate.horizons) if (h.delta_bps !== null) metrics.markoutCanaryDelta.set({ horizon_ms: String(h.horizon_ms), symbol: instrument }, h.delta_bps);
     for (const status of ['pass', 'breach', 'insufficient_sample'] as const) metrics.markoutGate.set({ symbol: instrument, status }, gate.status === status ? 1 : 0);
   }
+}
+
+/** `<instrument>@<rest>` store entries grouped by instrument (instrument names have no `@`). */
+function groupByInstrument<V>(entries: [string, V][]): Map<string, V[]> {
+  const out = new Map<string, V[]>();
+  for (const [key, value] of entries) {
+    const instrument = key.slice(0, key.indexOf('@'));
+    const list = out.get(instrument);
+    if (list) list.push(value);
+    else out.set(instrument, [value]);
+  }
+  return out;
 }
 
 /** The calibration state and the last quote of one instrument (mid(t0) for a fill's slippage). */

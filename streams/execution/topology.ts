@@ -19,8 +19,9 @@ import type { InstrumentCatalog } from '../model/instruments.ts';
 import { signalTopology, type SignalTopologyOptions } from '../gates/topology.ts';
 import type { MarkoutConfig } from '../markout/config.ts';
 import type { CalibrationConfig } from '../calibration/config.ts';
-import { CALIBRATION_STORE, CalibrationProcessor, MARKOUT_AGG_STORE, MARKOUT_STORE, MarkoutProcessor, type CalibrationEntry } from './processors.ts';
-import type { MarkoutState } from '../markout/markout.ts';
+import { CALIBRATION_STORE, CalibrationProcessor, MARKOUT_AGG_STORE, MARKOUT_FILLS_STORE, MARKOUT_TICKS_STORE, MarkoutProcessor, type CalibrationEntry } from './processors.ts';
+import type { PendingFill } from '../markout/markout.ts';
+import type { TickSegment } from '../markout/asof.ts';
 import type { InstrumentAggregate } from '../markout/aggregate.ts';
 
 export const EXECUTION_KNOBS = {
@@ -50,7 +51,8 @@ export function pipelineTopology(catalog: InstrumentCatalog, opts: PipelineTopol
     .addProcessor('calibration', () => new CalibrationProcessor(opts.calibration, topics), 'features', 'ticks', 'fills', 'orders')
     .addProcessor('markout', () => new MarkoutProcessor(opts.markout, topics), 'ticks', 'fills')
     .addStateStore(CALIBRATION_STORE, () => new KeyValueStore<CalibrationEntry>(CALIBRATION_STORE), 'calibration')
-    .addStateStore(MARKOUT_STORE, () => new KeyValueStore<MarkoutState>(MARKOUT_STORE), 'markout')
+    .addStateStore(MARKOUT_TICKS_STORE, () => new KeyValueStore<TickSegment>(MARKOUT_TICKS_STORE), 'markout')
+    .addStateStore(MARKOUT_FILLS_STORE, () => new KeyValueStore<PendingFill>(MARKOUT_FILLS_STORE), 'markout')
     .addStateStore(MARKOUT_AGG_STORE, () => new KeyValueStore<InstrumentAggregate>(MARKOUT_AGG_STORE), 'markout')
     .addSink('markout-out', opts.markoutTopic ?? TOPICS.markouts.name, 'markout')
     .addSink('calibration-out', opts.calibrationTopic ?? TOPICS.costCalibration.name, 'calibration');

@@ -7,11 +7,14 @@
  * with mid(t) the mid of the instrument's last tick at or before t (asof.ts).
  * Positive means the market moved the fill's way (a buy below the later mid).
  *
- * One MarkoutState per instrument, plain JSON for a state store; the
- * functions change it in place and validate before they change anything, so a
- * rejected record leaves no trace (the runtime's rule). Time is an argument:
- * `streamTime` is the task's stream time (largest record timestamp seen,
- * ProcessorContext.streamTime), so a replay resolves the same markouts.
+ * One MarkoutState per instrument, in memory; the functions change it in
+ * place and validate before they change anything, so a rejected record leaves
+ * no trace (the runtime's rule). What must survive a restart is told to a
+ * MarkoutJournal as it changes — tick segments and fill records, small plain
+ * JSON values the processor keeps in its state stores — and
+ * `markoutStateOf(segments, fills)` rebuilds the state from them. Time is an
+ * argument: `streamTime` is the task's stream time (largest record timestamp
+ * seen, ProcessorContext.streamTime), so a replay resolves the same markouts.
  *
  * Finality: a (fill, h) pair resolves once stream time passes t0 + h + grace,
  * strictly. Any tick at or before t0 + h that has not arrived by then is late
@@ -22,7 +25,7 @@
 import { InputError } from '../runtime/errors.ts';
 import type { Color, Fill, Side, Tick } from '../model/records.ts';
 import type { MarkoutConfig } from './config.ts';
-import { emptyTickBuffer, evictTicksBefore, insertTick, midAt, tickCount, type TickBuffer } from './asof.ts';
+import { emptyTickBuffer, evictTicksBefore, insertTick, midAt, tickBufferOf, tickCount, type TickBuffer, type TickSegment } from './asof.ts';
 
 /** One output record; field names are schemas/avro/markout.avsc's. */
 export interface Markout {
@@ -56,7 +59,11 @@ export interface Unresolved {
 export const UNRESOLVED_REASONS = ['no_tick'] as const;
 export type UnresolvedReason = (typeof UNRESOLVED_REASONS)[number];
 
-/** What a fill keeps while it waits for its horizons. */
+/**
+ * What the state keeps of an accepted fill, while it waits for its horizons
+ * and then for as long as its cid is remembered (the dedupe window). This is
+ * the record the processor stores per fill.
+ */
 export interface PendingFill {
   cid: string;
   /** t0, epoch ms. */
@@ -64,6 +71,8 @@ export interface PendingFill {
   side: Side;
   price: number;
   color: Color;
+  /** The horizons (ms) not resolved yet, ascending; empty once all are. */
+  open: number[];
 }
 
 /** The fills waiting for one horizon, by fill time (equal times in arrival order). */
@@ -81,11 +90,27 @@ export interface MarkoutState {
    * MARKOUT_HORIZONS_MS neither loses nor invents a markout.
    */
   pending: HorizonQueue[];
-  /** cid → fill time, for every fill accepted within the dedupe window (own properties only). */
-  seen: Record<string, number>;
-  /** The cids of `seen` in the order they were accepted; eviction walks it from the front. */
-  seenOrder: string[];
+  /** cid → fill, for every fill remembered (pending, or within the dedupe window). */
+  fills: Map<string, PendingFill>;
+  /** The same fills by fill time (equal times in arrival order); forgetting walks it from the front. */
+  byTime: PendingFill[];
 }
+
+/**
+ * Where the changes that must survive a restart go (the processor's state
+ * stores). `segment`: a tick segment was created or changed; `fill`: a fill
+ * was accepted or one of its horizons resolved. Each is told once per change;
+ * the same object may be told again after a later change.
+ */
+export interface MarkoutJournal {
+  segment(seg: TickSegment): void;
+  segmentDropped(seg: TickSegment): void;
+  fill(f: PendingFill): void;
+  fillForgotten(f: PendingFill): void;
+}
+
+/** A journal that keeps nothing: for callers that hold the state in memory only. */
+export const NO_JOURNAL: MarkoutJournal = { segment() {}, segmentDropped() {}, fill() {}, fillForgotten() {} };
 
 export type MarkoutParams = Pick<MarkoutConfig, 'horizonsMs' | 'graceMs' | 'dedupeWindowMs'>;
 
@@ -97,7 +122,24 @@ export interface Resolution {
 }
 
 export function initialMarkoutState(): MarkoutState {
-  return { ticks: emptyTickBuffer(), pending: [], seen: {}, seenOrder: [] };
+  return { ticks: emptyTickBuffer(), pending: [], fills: new Map(), byTime: [] };
+}
+
+/**
+ * The state again from what its journal stored (a changelog restore): the
+ * segments, and the fill records with their open horizons. Fills with equal
+ * times come back in cid order; nothing observable depends on that order
+ * (a resolution batch is sorted by due time, fill time, cid).
+ */
+export function markoutStateOf(segments: Iterable<TickSegment>, fills: Iterable<PendingFill>): MarkoutState {
+  const state = initialMarkoutState();
+  state.ticks = tickBufferOf(segments);
+  state.byTime = [...fills].sort((a, b) => a.ts - b.ts || (a.cid < b.cid ? -1 : a.cid > b.cid ? 1 : 0));
+  for (const f of state.byTime) {
+    state.fills.set(f.cid, f);
+    for (const h of f.open) queueFor(state, h).fills.push(f);
+  }
+  return state;
 }
 
 /** s · (mid − P) / P · 1e4, s = +1 for a buy, −1 for a sell. */
@@ -111,11 +153,11 @@ export function markoutBps(side: Side, price: number, mid: number): number {
  * older than stream time − grace, `invalid_value` for a bad timestamp or a
  * non-positive bid, ask or mid; nothing changes then.
  */
-export function addTick(state: MarkoutState, tick: Pick<Tick, 'ts' | 'bid' | 'ask'>, streamTime: number, params: MarkoutParams): void {
+export function addTick(state: MarkoutState, tick: Pick<Tick, 'ts' | 'bid' | 'ask'>, streamTime: number, params: MarkoutParams, journal = NO_JOURNAL): void {
   checkPrice('bid', tick.bid);
   checkPrice('ask', tick.ask);
   checkOnTime('tick', tick.ts, streamTime, params.graceMs);
-  insertTick(state.ticks, tick.ts, (tick.bid + tick.ask) / 2);
+  journal.segment(insertTick(state.ticks, tick.ts, (tick.bid + tick.ask) / 2));
 }
 
 /**
@@ -125,17 +167,17 @@ export function addTick(state: MarkoutState, tick: Pick<Tick, 'ts' | 'bid' | 'as
  * zero, negative or non-finite price or a bad timestamp, `late` for a fill
  * older than stream time − grace; nothing changes then.
  */
-export function addFill(state: MarkoutState, fill: Pick<Fill, 'cid' | 'ts' | 'side' | 'price' | 'color'>, streamTime: number, params: MarkoutParams): 'accepted' | 'duplicate' {
+export function addFill(state: MarkoutState, fill: Pick<Fill, 'cid' | 'ts' | 'side' | 'price' | 'color'>, streamTime: number, params: MarkoutParams, journal = NO_JOURNAL): 'accepted' | 'duplicate' {
   checkPrice('price', fill.price);
   if (!Number.isSafeInteger(fill.ts)) throw new InputError('invalid_value', 'ts', `fill timestamp must be integer epoch ms, got ${fill.ts}`);
   if (typeof fill.cid !== 'string' || fill.cid === '') throw new InputError('invalid_value', 'cid', 'fill id must be a non-empty string');
   checkOnTime('fill', fill.ts, streamTime, params.graceMs);
-  if (Object.hasOwn(state.seen, fill.cid)) return 'duplicate';
-  // defineProperty: a cid such as "__proto__" must become a key, not the prototype.
-  Object.defineProperty(state.seen, fill.cid, { value: fill.ts, enumerable: true, writable: true, configurable: true });
-  state.seenOrder.push(fill.cid);
-  const pending: PendingFill = { cid: fill.cid, ts: fill.ts, side: fill.side, price: fill.price, color: fill.color };
-  for (const h of params.horizonsMs) insertByTime(queueFor(state, h).fills, pending);
+  if (state.fills.has(fill.cid)) return 'duplicate';
+  const f: PendingFill = { cid: fill.cid, ts: fill.ts, side: fill.side, price: fill.price, color: fill.color, open: [...params.horizonsMs] };
+  state.fills.set(f.cid, f);
+  insertByTime(state.byTime, f);
+  for (const h of f.open) insertByTime(queueFor(state, h).fills, f);
+  journal.fill(f);
   return 'accepted';
 }
 
@@ -144,9 +186,10 @@ export function addFill(state: MarkoutState, fill: Pick<Fill, 'cid' | 'ts' | 'si
  * evicts what no later lookup or duplicate check needs. The markouts' content
  * does not depend on how often this is called, only the batch they come in.
  */
-export function advance(state: MarkoutState, instrument: string, streamTime: number, params: MarkoutParams): Resolution {
+export function advance(state: MarkoutState, instrument: string, streamTime: number, params: MarkoutParams, journal = NO_JOURNAL): Resolution {
   const markouts: Markout[] = [];
   const unresolved: Unresolved[] = [];
+  const changed = new Set<PendingFill>();
   const until = streamTime - params.graceMs; // resolve t0 + h < until
   for (const q of state.pending) {
     let n = 0;
@@ -159,12 +202,18 @@ export function advance(state: MarkoutState, instrument: string, streamTime: num
       } else {
         unresolved.push({ cid: f.cid, instrument, fill_ts: f.ts, horizon_ms: q.horizonMs, color: f.color, reason: 'no_tick' });
       }
+      f.open = f.open.filter((h) => h !== q.horizonMs);
+      changed.add(f);
     }
   }
   // Queues of horizons no longer configured go once drained.
   state.pending = state.pending.filter((q) => q.fills.length > 0 || params.horizonsMs.includes(q.horizonMs));
-  evictTicksBefore(state.ticks, tickHorizon(state, streamTime, params));
-  forgetCids(state, streamTime - params.dedupeWindowMs);
+  for (const seg of evictTicksBefore(state.ticks, tickHorizon(state, streamTime, params))) journal.segmentDropped(seg);
+  for (const f of forgetFills(state, streamTime - params.dedupeWindowMs)) {
+    changed.delete(f);
+    journal.fillForgotten(f);
+  }
+  for (const f of changed) journal.fill(f);
   return { markouts: markouts.sort(byDue), unresolved: unresolved.sort(byDue) };
 }
 
@@ -183,23 +232,23 @@ export function tickHorizon(state: MarkoutState, streamTime: number, params: Mar
   return t;
 }
 
-/** Entry counts, for the state-size metric and tests. */
-export function stateSize(state: MarkoutState): { ticks: number; pending: number; seen: number } {
-  return { ticks: tickCount(state.ticks), pending: state.pending.reduce((n, q) => n + q.fills.length, 0), seen: state.seenOrder.length };
+/** Entry counts, for the state-size metric and tests: ticks held, pending (fill, horizon) pairs, fills remembered. */
+export function stateSize(state: MarkoutState): { ticks: number; pending: number; fills: number } {
+  return { ticks: tickCount(state.ticks), pending: state.pending.reduce((n, q) => n + q.fills.length, 0), fills: state.fills.size };
 }
 
 /**
- * Forgets cids of fills before `cutoff`, walking acceptance order. A fill
- * accepted out of order can hold a few older ones back, by at most the grace:
- * `seen` keeps fills with t0 ≥ stream time − dedupe window − grace.
+ * Forgets resolved fills from before `cutoff`, walking fill-time order; a fill
+ * still pending holds the later ones back until it resolves (so a fill is
+ * remembered for max(dedupe window, its longest horizon + grace)).
  */
-function forgetCids(state: MarkoutState, cutoff: number): void {
+function forgetFills(state: MarkoutState, cutoff: number): PendingFill[] {
   let n = 0;
-  while (n < state.seenOrder.length && state.seen[state.seenOrder[n]!]! < cutoff) {
-    delete state.seen[state.seenOrder[n]!];
-    n++;
-  }
-  if (n > 0) state.seenOrder.splice(0, n);
+  while (n < state.byTime.length && state.byTime[n]!.ts < cutoff && state.byTime[n]!.open.length === 0) n++;
+  if (n === 0) return [];
+  const gone = state.byTime.splice(0, n);
+  for (const f of gone) state.fills.delete(f.cid);
+  return gone;
 }
 
 function queueFor(state: MarkoutState, horizonMs: number): HorizonQueue {

@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  addFill, addTick, advance, initialMarkoutState, markoutBps, stateSize, tickHorizon,
-  type Markout, type MarkoutParams, type MarkoutState, type Unresolved,
+  addFill, addTick, advance, initialMarkoutState, markoutBps, markoutStateOf, stateSize, tickHorizon,
+  type Markout, type MarkoutJournal, type MarkoutParams, type MarkoutState, type PendingFill, type Unresolved,
 } from '../../../streams/markout/markout.ts';
+import { TICK_SEGMENT_MS, type TickSegment } from '../../../streams/markout/asof.ts';
 import { DEFAULT_MARKOUT_CONFIG } from '../../../streams/markout/config.ts';
 import { InputError } from '../../../streams/runtime/errors.ts';
 import type { Color, Side } from '../../../streams/model/records.ts';
@@ -16,6 +17,25 @@ const P: MarkoutParams = { horizonsMs: [200, 500], graceMs: 1000, dedupeWindowMs
 const q = (ts: number, mid: number) => ({ ts, bid: mid - 0.0001, ask: mid + 0.0001 });
 const fill = (cid: string, ts: number, side: Side, price: number, color: Color = 'blue') => ({ cid, ts, side, price, color });
 const mids = (ms: Markout[]) => ms.map((m) => [m.cid, m.horizon_ms, m.mid_ts, Number(m.markout_bps.toFixed(9))]);
+
+/**
+ * A journal into two maps, as the processor's stores keep it (one entry per
+ * segment, one per fill); `restore()` rebuilds the state from a JSON copy of
+ * them, as a changelog restore does.
+ */
+class StoreJournal implements MarkoutJournal {
+  readonly segments = new Map<number, TickSegment>();
+  readonly fills = new Map<string, PendingFill>();
+  /** Changes told, per kind, to check the journal is told at all. */
+  told = 0;
+  segment(seg: TickSegment): void { this.segments.set(seg.start, seg); this.told++; }
+  segmentDropped(seg: TickSegment): void { assert.ok(this.segments.delete(seg.start), `dropped segment ${seg.start} was stored`); }
+  fill(f: PendingFill): void { this.fills.set(f.cid, f); this.told++; }
+  fillForgotten(f: PendingFill): void { assert.ok(this.fills.delete(f.cid), `forgotten fill ${f.cid} was stored`); }
+  restore(): MarkoutState {
+    return markoutStateOf(JSON.parse(JSON.stringify([...this.segments.values()])), JSON.parse(JSON.stringify([...this.fills.values()])));
+  }
+}
 
 /** Feeds records in order; stream time is the largest timestamp seen, as in a task. Returns every resolution. */
 function run(records: ({ tick: ReturnType<typeof q> } | { fill: ReturnType<typeof fill> })[], params = P, state = initialMarkoutState(), st = -Infinity) {
@@ -118,22 +138,34 @@ test('a fill before any tick: horizons with no tick at or before t0 + h resolve 
   assert.deepEqual(mids(res.markouts), [['b1', 500, T0 + 300, 10]]);
 });
 
-test('a duplicate cid is counted once, also with another timestamp and after a state-store round trip; "__proto__" is a cid like any other', () => {
+test('a duplicate cid is counted once, also with another timestamp and after a restore from the stores; "__proto__" is a cid like any other', () => {
   const s = initialMarkoutState();
-  addTick(s, q(T0 - 10, 1.1), T0, P);
-  assert.equal(addFill(s, fill('x', T0, 'buy', 1.1), T0, P), 'accepted');
-  assert.equal(addFill(s, fill('x', T0, 'buy', 1.1), T0, P), 'duplicate');
-  assert.equal(addFill(s, fill('x', T0 + 5, 'sell', 1.2, 'green'), T0 + 5, P), 'duplicate');
-  assert.equal(addFill(s, fill('__proto__', T0 + 5, 'buy', 1.1), T0 + 5, P), 'accepted');
-  const restored = JSON.parse(JSON.stringify(s)) as MarkoutState;
-  assert.equal(Object.getPrototypeOf(restored.seen), Object.prototype);
-  assert.equal(addFill(restored, fill('__proto__', T0 + 6, 'buy', 1.1), T0 + 6, P), 'duplicate');
-  assert.equal(addFill(restored, fill('x', T0 + 6, 'buy', 1.1), T0 + 6, P), 'duplicate');
-  const res = advance(restored, I, T0 + 10_000, P);
+  const j = new StoreJournal();
+  addTick(s, q(T0 - 10, 1.1), T0, P, j);
+  assert.equal(addFill(s, fill('x', T0, 'buy', 1.1), T0, P, j), 'accepted');
+  assert.equal(addFill(s, fill('x', T0, 'buy', 1.1), T0, P, j), 'duplicate');
+  assert.equal(addFill(s, fill('x', T0 + 5, 'sell', 1.2, 'green'), T0 + 5, P, j), 'duplicate');
+  assert.equal(addFill(s, fill('__proto__', T0 + 5, 'buy', 1.1), T0 + 5, P, j), 'accepted');
+  assert.deepEqual([...j.fills.keys()], ['x', '__proto__']);
+  const restored = j.restore();
+  assert.equal(addFill(restored, fill('__proto__', T0 + 6, 'buy', 1.1), T0 + 6, P, j), 'duplicate');
+  assert.equal(addFill(restored, fill('x', T0 + 6, 'buy', 1.1), T0 + 6, P, j), 'duplicate');
+  const res = advance(restored, I, T0 + 10_000, P, j);
   assert.deepEqual(res.markouts.map((m) => `${m.cid}/${m.horizon_ms}`), ['x/200', '__proto__/200', 'x/500', '__proto__/500']);
-  // After the dedupe window the cids are forgotten; the same fill again is late, so still never counted twice.
-  assert.equal(stateSize(restored).seen, 0);
+  // After the dedupe window the cids are forgotten (and deleted from the store); the same fill again is late, so still never counted twice.
+  assert.equal(stateSize(restored).fills, 0);
+  assert.equal(j.fills.size, 0);
   assert.throws(() => addFill(restored, fill('x', T0, 'buy', 1.1), T0 + 10_000, P), (e: unknown) => e instanceof InputError && e.reason === 'late');
+});
+
+test('a fill stays remembered until its last horizon resolves, even past a dedupe window shorter than that horizon', () => {
+  const params: MarkoutParams = { horizonsMs: [200, 60_000], graceMs: 1000, dedupeWindowMs: 1000 };
+  const { state } = run([{ tick: q(T0, 1.1) }, { fill: fill('a', T0, 'buy', 1.1) }, { fill: fill('b', T0 + 1, 'buy', 1.1) }], params);
+  advance(state, I, T0 + 30_000, params);
+  assert.equal(stateSize(state).fills, 2);
+  assert.equal(addFill(state, fill('a', T0 + 29_500, 'buy', 1.1), T0 + 30_000, params), 'duplicate');
+  advance(state, I, T0 + 61_002, params);
+  assert.equal(stateSize(state).fills, 0);
 });
 
 test('zero, negative and non-finite prices are rejected as invalid_value and change nothing', () => {
@@ -170,7 +202,8 @@ function rng(seed: number): () => number {
 test('a long random stream with out-of-order records: every fill gets exactly one result per horizon, equal to a brute-force as-of join, and state stays bounded', () => {
   const params: MarkoutParams = { horizonsMs: [0, 200, 500, 1000, 5000, 60_000], graceMs: 2000, dedupeWindowMs: 10_000 };
   const rand = rng(42);
-  const state = initialMarkoutState();
+  let state = initialMarkoutState();
+  const journal = new StoreJournal();
   const ticks: { ts: number; mid: number }[] = []; // accepted, in arrival order
   const fills: ReturnType<typeof fill>[] = [];
   const tickTimes = new SortedTimes();
@@ -191,21 +224,21 @@ test('a long random stream with out-of-order records: every fill gets exactly on
     if (rand() < 0.9) {
       mid *= 1 + (rand() - 0.5) * 1e-4;
       const t = q(ts, mid);
-      addTick(state, t, st, params);
+      addTick(state, t, st, params, journal);
       ticks.push({ ts, mid: (t.bid + t.ask) / 2 });
       tickTimes.add(ts);
     } else if (rand() < 0.1 && fills.length > 0) {
       // A re-sent fill: same cid, within the window.
       const again = fills[fills.length - 1 - Math.floor(rand() * Math.min(5, fills.length))]!;
-      assert.equal(addFill(state, { ...again, ts: Math.max(again.ts, st - params.graceMs) }, st, params), 'duplicate');
+      assert.equal(addFill(state, { ...again, ts: Math.max(again.ts, st - params.graceMs) }, st, params, journal), 'duplicate');
       dupes++;
     } else {
       const f = fill(`f${i}`, ts, rand() < 0.5 ? 'buy' : 'sell', mid * (1 + (rand() - 0.5) * 2e-4), rand() < 0.5 ? 'blue' : 'green');
-      assert.equal(addFill(state, f, st, params), 'accepted');
+      assert.equal(addFill(state, f, st, params, journal), 'accepted');
       fills.push(f);
       fillTimes.add(ts);
     }
-    const res = advance(state, I, st, params);
+    const res = advance(state, I, st, params, journal);
     // Final when emitted (stream time passed t0 + h + grace), and in order of t0 + h within the batch.
     for (const m of [...res.markouts, ...res.unresolved]) assert.ok(st - params.graceMs > m.fill_ts + m.horizon_ms);
     const dues = res.markouts.map((m) => m.fill_ts + m.horizon_ms);
@@ -214,20 +247,25 @@ test('a long random stream with out-of-order records: every fill gets exactly on
     missing.push(...res.unresolved);
 
     // Bounds (docs/markout.md "State"). Ticks: an unresolved t0 + h is ≥ stream time − grace, so at most the
-    // ticks received with ts ≥ stream time − grace, plus the anchor, plus the amortised quarter.
+    // ticks from the segment of the last tick at or before stream time − grace on.
     const size = stateSize(state);
-    const recentTicks = tickTimes.countSince(st - params.graceMs);
-    assert.ok(size.ticks < (4 / 3) * (recentTicks + 1) + 1, `${size.ticks} ticks kept, ${recentTicks} recent at record ${i}`);
+    const anchorTs = tickTimes.lastAtOrBefore(st - params.graceMs);
+    const recentTicks = tickTimes.countSince(anchorTs === undefined ? -Infinity : segmentFloor(anchorTs));
+    assert.ok(size.ticks <= recentTicks, `${size.ticks} ticks kept, ${recentTicks} recent at record ${i}`);
     const recentFills = fillTimes.countSince(st - params.graceMs - Math.max(...params.horizonsMs));
     assert.ok(size.pending <= recentFills * params.horizonsMs.length, `pending ${size.pending} > ${recentFills} × horizons`);
-    assert.ok(size.seen <= fillTimes.countSince(st - params.dedupeWindowMs - params.graceMs), `seen ${size.seen}`);
+    const remembered = fillTimes.countSince(st - Math.max(params.dedupeWindowMs, Math.max(...params.horizonsMs) + params.graceMs) - params.graceMs);
+    assert.ok(size.fills <= remembered, `fills ${size.fills} > ${remembered}`);
+    // The stores hold exactly the state: one entry per segment and per remembered fill.
+    assert.equal(journal.segments.size, state.ticks.segments.length);
+    assert.equal(journal.fills.size, size.fills);
     maxTicks = Math.max(maxTicks, size.ticks);
-    if (i === N / 2) {
-      // A state-store round trip in the middle changes nothing.
-      Object.assign(state, JSON.parse(JSON.stringify(state)));
+    if (i % 10_000 === 5_000) {
+      // A restart from the stores (a changelog restore) changes nothing that follows.
+      state = journal.restore();
     }
   }
-  const flush = advance(state, I, Number.MAX_SAFE_INTEGER, params);
+  const flush = advance(state, I, Number.MAX_SAFE_INTEGER, params, journal);
   out.push(...flush.markouts);
   missing.push(...flush.unresolved);
   assert.ok(dupes > 100 && fills.length > 4000, `${dupes} duplicates, ${fills.length} fills`);
@@ -258,6 +296,8 @@ test('a long random stream with out-of-order records: every fill gets exactly on
   assert.ok(tickHorizon(state, st, params) >= st - params.graceMs);
 });
 
+const segmentFloor = (t: number) => Math.floor(t / TICK_SEGMENT_MS) * TICK_SEGMENT_MS;
+
 /** Timestamps kept sorted, to count those at or after a time by binary search. */
 class SortedTimes {
   private readonly xs: number[] = [];
@@ -265,6 +305,10 @@ class SortedTimes {
     let i = this.xs.length;
     while (i > 0 && this.xs[i - 1]! > ts) i--;
     this.xs.splice(i, 0, ts);
+  }
+  lastAtOrBefore(t: number): number | undefined {
+    const n = this.xs.length - this.countSince(t + 1);
+    return n === 0 ? undefined : this.xs[n - 1];
   }
   countSince(from: number): number {
     let lo = 0, hi = this.xs.length;
