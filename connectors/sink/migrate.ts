@@ -7,12 +7,21 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import type pg from 'pg';
 import { SepError } from '../../streams/runtime/errors.ts';
 
 export const MIGRATIONS_DIR = path.resolve(import.meta.dirname, '..', '..', 'sql', 'timescale');
 
 export interface Migration { version: number; name: string; sql: string; checksum: string }
+
+/**
+ * What migrate needs of a database client. pg.Client and pg.PoolClient fit as
+ * they are; so does a small adapter over an in-process PGlite
+ * (test/connectors/sink/pglite.ts). A text without values may hold several
+ * statements: pg sends it as a simple query, which allows that.
+ */
+export interface SqlClient {
+  query(text: string, values?: unknown[]): Promise<{ rows: any[] }>;
+}
 
 export function loadMigrations(dir = MIGRATIONS_DIR): Migration[] {
   return readdirSync(dir).filter((f) => /^\d{3}_[\w-]+\.sql$/.test(f)).sort().map((f) => {
@@ -22,10 +31,10 @@ export function loadMigrations(dir = MIGRATIONS_DIR): Migration[] {
 }
 
 /** Applies pending migrations; returns the names applied. */
-export async function migrate(client: pg.ClientBase, migrations = loadMigrations()): Promise<string[]> {
+export async function migrate(client: SqlClient, migrations = loadMigrations()): Promise<string[]> {
   await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
     version int PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
-  const { rows } = await client.query<{ version: number; name: string; checksum: string }>('SELECT version, name, checksum FROM schema_migrations');
+  const rows: { version: number; name: string; checksum: string }[] = (await client.query('SELECT version, name, checksum FROM schema_migrations')).rows;
   const applied = new Map(rows.map((r) => [r.version, r]));
   const done: string[] = [];
   for (const m of migrations) {
