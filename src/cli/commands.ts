@@ -16,19 +16,14 @@ import { formatReport, importFile, resolveImportFiles, type FileReport } from '.
 import { generateRecordedDay } from '../generate/recorded-day.ts';
 import { writeRecordedDay } from '../generate/write.ts';
 import { connectDatabase, connectRedis, connectServices } from '../pipeline/services.ts';
+import { SinkDatabase } from '../../connectors/sink/database.ts';
 import { resolvePipelineConfig, runPipeline } from '../pipeline/run.ts';
 import { runCalib } from './calib.ts';
+import { sinkCmd } from './sink.ts';
+import { runIdFlag, type Command } from './command.ts';
 import { redact, stackUp } from '../../ops/stack/index.ts';
 
-type Values = Record<string, string | boolean | undefined>;
-type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string }>;
-
-export interface Command {
-  usage: string;
-  options: OptionSpec;
-  positionals?: true;
-  run(values: Values, positionals: string[]): Promise<number>;
-}
+export type { Command } from './command.ts';
 
 export const BUNDLED_DAY = path.resolve(import.meta.dirname, '..', '..', 'data', 'recorded', '2026-11-13');
 export const BUNDLED_SEED = 20261113;
@@ -47,12 +42,6 @@ function intFlag(flag: string, v: string | boolean | undefined, fallback: number
   const n = Number(v);
   if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${flag} ${JSON.stringify(v)}: give a whole number in [${min}, ${max}]`);
   return n;
-}
-
-function runIdFlag(v: string | boolean | undefined, fallback: string): string {
-  const id = v === undefined ? fallback : String(v);
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(id)) throw new UsageError(`--run-id ${JSON.stringify(id)}: use 1–64 letters, digits, '.', '_' or '-'`);
-  return id;
 }
 
 const generate: Command = {
@@ -134,19 +123,20 @@ async function withPipeline(runId: string, untilCaughtUp: boolean, httpPort = 0)
   // Knobs first: a bad one stops here, before any connection, naming the knob and its range.
   const config = resolvePipelineConfig();
   const services = await connectServices({ clientId: 'sep-run', log });
-  const db = await connectDatabase(services.urls.DATABASE_URL);
+  const database = new SinkDatabase(() => connectDatabase(services.urls.DATABASE_URL));
+  await database.client(); // fail fast, with the fix in the message, when the database is not there at start
   const redis = await connectRedis(services.urls.REDIS_URL);
   const controller = new AbortController();
   const onSignal = () => controller.abort();
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
   try {
-    return await runPipeline({ services, db, redis, runId, untilCaughtUp, log, signal: controller.signal, httpPort, config });
+    return await runPipeline({ services, database, redis, runId, untilCaughtUp, log, signal: controller.signal, httpPort, config });
   } finally {
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
     redis.disconnect();
-    await db.end();
+    await database.close();
     await services.close();
   }
 }
@@ -242,4 +232,4 @@ const calib: Command = {
   run: (v, positionals) => runCalib(v, positionals, (id) => runIdFlag(id, 'live')),
 };
 
-export const COMMANDS: Record<string, Command> = { generate, import: importCmd, run, migrate: migrateCmd, demo, calib };
+export const COMMANDS: Record<string, Command> = { generate, import: importCmd, run, sink: sinkCmd, migrate: migrateCmd, demo, calib };

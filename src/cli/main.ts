@@ -3,6 +3,7 @@
  *   sep generate [--out DIR] [--seed N] [--from ISO] [--days N]
  *   sep import <file|dir>... [--kind candles|ticks|orders|fills]
  *   sep run [--run-id ID] [--until-caught-up]
+ *   sep sink [--run-id ID] [--topics T,...] [--until-caught-up]
  *   sep migrate
  *   sep demo
  * Exit codes: 0 ok, 1 error (the message says the fix), 2 usage.
@@ -17,7 +18,9 @@ const USAGE = `usage: sep <command> [options]
 commands:
   generate   write a seeded recorded day (candles, ticks, orders, fills) as NDJSON
   import     import recorded-day files (NDJSON/CSV, .gz) into the input topics
-  run        run the pipeline (features → features.v1 → TimescaleDB)
+  run        run the pipeline (features, gates, markouts, calibration → topics, TimescaleDB, Redis)
+  sink       run only the TimescaleDB sink (topics → hypertables, exactly-once)
+  calib      snapshot, verify or load the cost-calibration state
   migrate    apply the TimescaleDB migrations
   demo       stack up, import the bundled day, run the pipeline, print a summary
 

@@ -48,6 +48,7 @@ export const REJECT_REASONS = [
   'undecodable',        // bytes are not Confluent-framed Avro of the topic's schema
   'unknown_schema',     // the schema id is not in the registry
   'late',               // beyond the grace period (stream runtime)
+  'rejected_by_database', // a decoded record whose row TimescaleDB refused (a constraint or data exception; the sink)
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
