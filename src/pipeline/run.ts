@@ -6,9 +6,10 @@
  * `untilCaughtUp` until everything on the input topics at start has been
  * processed and written.
  */
-import type pg from 'pg';
 import type { Redis } from 'ioredis';
-import { createProducer, endOffsets, partitionForKey } from '../../streams/runtime/kafka.ts';
+import type { Kafka } from 'kafkajs';
+import { createProducer, endOffsets, partitionForKey, readTopicToEnd } from '../../streams/runtime/kafka.ts';
+import type { AvroSerde } from '../../streams/runtime/serde.ts';
 import { TOPICS, TOPIC_PREFIX } from '../../streams/runtime/topics.ts';
 import { StreamsApp, type Guarantee } from '../../streams/runtime/streams-app.ts';
 import { InstrumentCatalog } from '../../streams/model/instruments.ts';
@@ -20,18 +21,32 @@ import { resolveMarkoutConfig, type MarkoutConfig } from '../../streams/markout/
 import { resolveCalibrationConfig, type CalibrationConfig } from '../../streams/calibration/config.ts';
 import { gatesBlobTopology } from '../../streams/gates/blob-processor.ts';
 import { TimescaleSink } from '../../connectors/sink/timescale-sink.ts';
+import { TABLES } from '../../connectors/sink/tables.ts';
+import type { SinkDatabase } from '../../connectors/sink/database.ts';
+import { AllocationWeightsMirror, KILL_SWITCH_KEY, KillSwitchWatcher } from '../../connectors/redis/allocation-weights.ts';
+import { resolveAllocatorConfig, type AllocatorConfig } from '../../streams/allocation/config.ts';
 import { LatestSnapshot } from '../../connectors/redis/latest-snapshot.ts';
 import { GatesBlobMirror } from '../../connectors/redis/gates-blob.ts';
 import type { Services } from './services.ts';
 import { sleep } from '../../ops/stack/process.ts';
 import { startHttp } from './http.ts';
 
+/** The topics the pipeline's TimescaleDB sink writes (each has a mapping in connectors/sink/tables.ts): inputs and outputs. */
+export const SINK_TOPICS = [
+  TOPICS.candles.name, TOPICS.ticks.name, TOPICS.orders.name, TOPICS.fills.name,
+  TOPICS.features.name, TOPICS.gates.name, TOPICS.gatesBlob.name, TOPICS.allocations.name, TOPICS.markouts.name, TOPICS.costCalibration.name,
+];
+
+/** The sink's consumer group for a run: its offsets live in the database (sink_offsets), keyed by it. */
+export const sinkGroupId = (runId: string) => `${TOPIC_PREFIX}sep-sink-${runId}`;
+
 /** Latest feature per instrument, for operations (namespaced like the topics). */
 export const LATEST_FEATURES_KEY = `${TOPIC_PREFIX}features:latest`;
 
 export interface RunOptions {
   services: Services;
-  db: pg.ClientBase;
+  /** The sink's database connection (reconnects after an outage). */
+  database: SinkDatabase;
   redis: Redis;
   runId: string;
   guarantee?: Guarantee;
@@ -52,6 +67,7 @@ export interface PipelineConfig {
   gates: GatesConfig;
   markout: MarkoutConfig;
   calibration: CalibrationConfig & { emitIntervalSec: number };
+  allocator: AllocatorConfig;
   /** Accepted but changed values (e.g. a clamped pair buffer), to log once. */
   warnings: string[];
 }
@@ -63,7 +79,8 @@ export function resolvePipelineConfig(env: NodeJS.ProcessEnv = process.env): Pip
   const { config: gates, warnings } = resolveGatesConfig({}, env);
   const markout = resolveMarkoutConfig({}, env);
   const calibration = { ...resolveCalibrationConfig({}, env), ...resolveExecutionConfig(env) };
-  return { catalog, params, gates, markout, calibration, warnings };
+  const allocator = resolveAllocatorConfig({}, env);
+  return { catalog, params, gates, markout, calibration, allocator, warnings };
 }
 
 export interface RunSummary {
@@ -78,25 +95,30 @@ function describePositions(parts: Record<string, Map<string | number, bigint>>):
 export async function runPipeline(o: RunOptions): Promise<RunSummary> {
   const t0 = Date.now();
   const { kafka, admin, serde } = o.services;
-  const { catalog, params, gates, markout, calibration, warnings } = o.config ?? resolvePipelineConfig();
+  const { catalog, params, gates, markout, calibration, allocator, warnings } = o.config ?? resolvePipelineConfig();
   for (const w of warnings) o.log(`warning: ${w}`);
   const guarantee = o.guarantee ?? 'exactly_once';
   const partitions = (await admin.fetchTopicMetadata({ topics: [TOPICS.candles.name] })).topics[0]!.partitions.length;
   const instrumentsOf = (p: number) => catalog.list().filter((i) => partitionForKey(i, partitions) === p);
   const expectedPartitions = [...new Set(catalog.list().map((i) => partitionForKey(i, partitions)))];
   const producer = await createProducer(kafka);
+  // Live input of the allocator, namespaced like the topics; each decision records what it saw.
+  const killSwitch = new KillSwitchWatcher(o.redis, `${TOPIC_PREFIX}${KILL_SWITCH_KEY}`, o.log);
+  await killSwitch.start();
   const app = new StreamsApp({
     applicationId: `${TOPIC_PREFIX}sep-features-${o.runId}`, topology: pipelineTopology(catalog, { params, gates, markout, calibration }),
     kafka, admin, serde, guarantee, log: o.log,
   });
   const blobApp = new StreamsApp({
-    applicationId: `${TOPIC_PREFIX}sep-gates-blob-${o.runId}`, topology: gatesBlobTopology({ expectedPartitions, instrumentsOf, log: o.log }),
+    applicationId: `${TOPIC_PREFIX}sep-gates-blob-${o.runId}`,
+    topology: gatesBlobTopology({ expectedPartitions, instrumentsOf, log: o.log, allocator: { config: allocator, killSwitch: () => killSwitch.on } }),
     kafka, admin, serde, guarantee, log: o.log,
   });
-  const sink = new TimescaleSink({ kafka, serde, db: o.db, producer, topics: [TOPICS.candles.name, TOPICS.features.name, TOPICS.markouts.name, TOPICS.costCalibration.name], groupId: `${TOPIC_PREFIX}sep-sink-${o.runId}`, runId: o.runId, log: o.log });
+  const sink = new TimescaleSink({ kafka, serde, database: o.database, producer, topics: SINK_TOPICS, groupId: sinkGroupId(o.runId), runId: o.runId, log: o.log });
   const snapshot = new LatestSnapshot({ kafka, serde, redis: o.redis, topic: TOPICS.features.name, hashKey: LATEST_FEATURES_KEY, groupId: `${TOPIC_PREFIX}sep-snapshot-${o.runId}` });
   // Namespaced like the topics, so a test or a second stack on one Redis cannot overwrite the live blob.
   const blobMirror = new GatesBlobMirror({ kafka, serde, redis: o.redis, groupId: `${TOPIC_PREFIX}sep-gates-blob-mirror-${o.runId}`, keyPrefix: TOPIC_PREFIX, gates });
+  const allocationMirror = new AllocationWeightsMirror({ kafka, serde, redis: o.redis, groupId: `${TOPIC_PREFIX}sep-allocation-mirror-${o.runId}`, keyPrefix: TOPIC_PREFIX, log: o.log });
   const server = await startHttp(o.httpPort ?? 0, () => ({ status: app.state === 'running' && blobApp.state === 'running' && sink.state === 'running' ? 'ok' : app.state, features: app.state, gatesBlob: blobApp.state, sink: sink.state }));
   try {
     await app.start();
@@ -104,7 +126,8 @@ export async function runPipeline(o: RunOptions): Promise<RunSummary> {
     await sink.start();
     await snapshot.start();
     await blobMirror.start();
-    o.log(`pipeline running (run ${o.runId}): ${TOPICS.ticks.name} + ${TOPICS.candles.name} → features → ${TOPICS.features.name}, gates every ${gates.evalIntervalSec} s of stream time → ${TOPICS.gates.name}, ${TOPICS.gatesBlob.name}; ${TOPICS.fills.name} + ${TOPICS.orders.name} → ${TOPICS.markouts.name}, ${TOPICS.costCalibration.name}; sink → candles, features, markouts, cost_calibrations; ${LATEST_FEATURES_KEY} and ${blobMirror.keys.blob} in Redis`);
+    await allocationMirror.start();
+    o.log(`pipeline running (run ${o.runId}): ${TOPICS.ticks.name} + ${TOPICS.candles.name} → features → ${TOPICS.features.name}, gates every ${gates.evalIntervalSec} s of stream time → ${TOPICS.gates.name}, ${TOPICS.gatesBlob.name} → allocator-lite → ${TOPICS.allocations.name}; ${TOPICS.fills.name} + ${TOPICS.orders.name} → ${TOPICS.markouts.name}, ${TOPICS.costCalibration.name}; sink → ${SINK_TOPICS.map((t) => TABLES[t]!.table).join(', ')}; ${LATEST_FEATURES_KEY}, ${blobMirror.keys.blob} and ${allocationMirror.key} in Redis`);
     if (o.untilCaughtUp) {
       const deadline = Date.now() + (o.timeoutMs ?? 600_000);
       let lastReport = Date.now();
@@ -128,12 +151,14 @@ export async function runPipeline(o: RunOptions): Promise<RunSummary> {
       const partialEnds = new Map([[TOPICS.gatesPartial.name, await endOffsets(admin, TOPICS.gatesPartial.name)]]);
       await wait('gates blob', () => blobApp.caughtUp(partialEnds));
       const featureEnds = await endOffsets(admin, TOPICS.features.name);
-      const sinkEnds = new Map([...candleEnds, [TOPICS.features.name, featureEnds]]);
-      for (const t of [TOPICS.markouts.name, TOPICS.costCalibration.name]) sinkEnds.set(t, await endOffsets(admin, t));
+      // Every upstream app has caught up: the sink's topics are complete now.
+      const sinkEnds = new Map(await Promise.all(SINK_TOPICS.map(async (t) => [t, await endOffsets(admin, t)] as const)));
       await wait('sink', () => sink.caughtUp(sinkEnds));
       await wait('redis snapshot', () => [...featureEnds].every(([p, high]) => high === 0n || (snapshot.positions.get(p) ?? 0n) >= high));
       const blobEnds = await endOffsets(admin, TOPICS.gatesBlob.name);
       await wait('gates blob mirror', () => [...blobEnds].every(([p, high]) => high === 0n || (blobMirror.positions.get(p) ?? 0n) >= high));
+      const lastSeq = await latestAllocationSeq(kafka, serde);
+      await wait('allocation mirror', () => lastSeq === undefined || (allocationMirror.lastSeq ?? 0) >= lastSeq);
     } else {
       await new Promise<void>((resolve) => {
         if (o.signal?.aborted) resolve();
@@ -146,8 +171,17 @@ export async function runPipeline(o: RunOptions): Promise<RunSummary> {
     await sink.stop();
     await snapshot.stop();
     await blobMirror.stop();
+    await allocationMirror.stop();
+    killSwitch.stop();
     await producer.disconnect();
     server?.close();
   }
   return { rows: sink.rowsWritten, elapsedMs: Date.now() - t0 };
+}
+
+/** seq of the last committed decision on alloc.weights.v1 (one partition), or undefined when there is none. */
+async function latestAllocationSeq(kafka: Kafka, serde: AvroSerde): Promise<number | undefined> {
+  const records = await readTopicToEnd(kafka, TOPICS.allocations.name);
+  const last = records.at(-1);
+  return last ? ((await serde.decode(TOPICS.allocations.name, last.value)) as { seq: number }).seq : undefined;
 }

@@ -22,6 +22,7 @@ import { TOPICS } from '../runtime/topics.ts';
 import { buildGatesBlob } from './blob.ts';
 import type { GateDecision } from './evaluate.ts';
 import type { GatesPartial } from './processor.ts';
+import { ALLOCATOR_STORE, AllocatorProcessor, type AllocatorEntry, type AllocatorProcessorOptions } from '../allocation/processor.ts';
 
 export const BLOB_PARTIALS_STORE = 'gates-partials';
 /** Evaluations a partition may lag behind the newest report before the wait is logged. */
@@ -81,14 +82,22 @@ function keyOf(ts: number, partition: number): string {
 export interface BlobTopologyOptions extends BlobStageOptions {
   partialTopic?: string;
   blobTopic?: string;
+  /** Allocator-lite on each blob (streams/allocation/processor.ts); absent: the blob stage alone. */
+  allocator?: AllocatorProcessorOptions;
+  allocationTopic?: string;
 }
 
-/** gates.partial.v1 → blob stage → gates.blob.v1. */
+/** gates.partial.v1 → blob stage → gates.blob.v1 (→ allocator-lite → alloc.weights.v1). */
 export function gatesBlobTopology(opts: BlobTopologyOptions): Topology {
-  return new Topology()
+  const t = new Topology()
     // Never late: the features tasks write their partials at their own pace, far apart in time during a replay.
     .addSource('partials', opts.partialTopic ?? TOPICS.gatesPartial.name, (v) => v, { graceMs: Infinity })
     .addProcessor('blob', () => new GatesBlobProcessor(opts), 'partials')
     .addStateStore(BLOB_PARTIALS_STORE, () => new KeyValueStore<GatesPartial>(BLOB_PARTIALS_STORE), 'blob')
     .addSink('blob-out', opts.blobTopic ?? TOPICS.gatesBlob.name, 'blob');
+  const allocator = opts.allocator;
+  if (!allocator) return t;
+  return t.addProcessor('allocator', () => new AllocatorProcessor(allocator), 'blob')
+    .addStateStore(ALLOCATOR_STORE, () => new KeyValueStore<AllocatorEntry>(ALLOCATOR_STORE), 'allocator')
+    .addSink('allocation-out', opts.allocationTopic ?? TOPICS.allocations.name, 'allocator');
 }

@@ -31,6 +31,8 @@ export const METRIC = {
   importRecords: 'sep_import_records_total',
   sinkRows: 'sep_sink_rows_total',
   sinkBatchSeconds: 'sep_sink_batch_seconds',
+  sinkPaused: 'sep_sink_paused',
+  sinkDatabaseOutages: 'sep_sink_database_outages_total',
   processingSeconds: 'sep_processing_seconds',
   consumerLag: 'sep_consumer_lag',
   restoreSeconds: 'sep_state_restore_seconds',
@@ -43,6 +45,21 @@ export const METRIC = {
   spanIntegrityOk: 'sep_span_integrity_ok',
   gatesBlobAge: 'sep_gates_blob_age_seconds',
   gatesBlobMaxAge: 'sep_gates_blob_max_age_seconds',
+  allocatorSelected: 'sep_allocator_selected',
+  allocatorCooldown: 'sep_allocator_cooldown',
+  allocatorWeight: 'sep_allocator_weight',
+  allocatorStaleAge: 'sep_allocator_stale_age_seconds',
+  allocatorStale: 'sep_allocator_stale',
+  allocatorKillSwitch: 'sep_allocator_kill_switch',
+  allocatorSeq: 'sep_allocator_seq',
+  allocatorEstimatedCost: 'allocator_estimated_cost_bps',
+  allocatorCostAttenuation: 'allocator_cost_attenuation',
+  allocatorCostSpread: 'allocator_cost_inputs_spread_bps',
+  allocatorCostVolume: 'allocator_cost_inputs_volume_usd',
+  allocatorCostSlippage: 'allocator_cost_slippage_bps',
+  allocatorFillRateAttenuation: 'allocator_fillrate_attenuation',
+  allocatorLiquidityFactor: 'allocator_liquidity_factor',
+  allocatorTurnoverFactor: 'allocator_turnover_factor',
 } as const;
 
 export const registry = new client.Registry();
@@ -86,6 +103,18 @@ export const sinkBatchSeconds = new client.Histogram({
   name: METRIC.sinkBatchSeconds,
   help: 'Time to write one sink batch (rows + offsets in one transaction), seconds',
   buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+  registers: [registry],
+});
+
+export const sinkPaused = new client.Gauge({
+  name: METRIC.sinkPaused,
+  help: 'The TimescaleDB sink has paused every partition because the database is unavailable (1) or runs (0)',
+  registers: [registry],
+});
+
+export const sinkDatabaseOutages = new client.Counter({
+  name: METRIC.sinkDatabaseOutages,
+  help: 'Times the TimescaleDB sink lost the database and paused until it came back',
   registers: [registry],
 });
 
@@ -234,3 +263,25 @@ export function publishCalibration(instrument: string, c: { spread_bps_ewma: num
   set(costCalibCapEff, c.cap_eff_bps);
   costCalibSamples.set({ symbol: instrument }, c.samples);
 }
+
+// Allocator-lite (docs/allocation.md "Operations"): set on each decision.
+const instrument = ['instrument'] as const;
+export const allocatorSelected = new client.Gauge({ name: METRIC.allocatorSelected, help: 'Allocator-lite: 1 when the instrument is in the Top-K of the latest decision, else 0', labelNames: instrument, registers: [registry] });
+export const allocatorCooldown = new client.Gauge({ name: METRIC.allocatorCooldown, help: 'Allocator-lite: 1 when the instrument\'s cooldown runs at the latest decision\'s blob, else 0', labelNames: instrument, registers: [registry] });
+export const allocatorWeight = new client.Gauge({ name: METRIC.allocatorWeight, help: 'Allocator-lite: published weight per instrument, fraction of margin', labelNames: instrument, registers: [registry] });
+export const allocatorStaleAge = new client.Gauge({ name: METRIC.allocatorStaleAge, help: 'Allocator-lite: age of the gates blob behind the latest decision, seconds of stream time (-1 before any blob)', registers: [registry] });
+export const allocatorStale = new client.Gauge({ name: METRIC.allocatorStale, help: 'Allocator-lite: 1 when the latest decision held its weights because the blob was stale or missing', registers: [registry] });
+export const allocatorKillSwitch = new client.Gauge({ name: METRIC.allocatorKillSwitch, help: 'Allocator-lite: 1 when the kill switch blocked increases at the latest decision', registers: [registry] });
+export const allocatorSeq = new client.Gauge({ name: METRIC.allocatorSeq, help: 'Allocator-lite: seq of the latest decision published on alloc.weights.v1', registers: [registry] });
+// The cost chain's gauges under the mm-bot README's names (L6–L7), per selected instrument at the latest decision.
+const costGauge = (name: string, help: string) => new client.Gauge({ name, help, labelNames: symbol, registers: [registry] });
+export const allocatorCost = {
+  estimatedCostBps: costGauge(METRIC.allocatorEstimatedCost, 'Allocator cost chain: fee + slippage, bps (L6)'),
+  costAttenuation: costGauge(METRIC.allocatorCostAttenuation, 'Allocator cost chain: cost/slippage attenuation, 0..1 (L6)'),
+  spreadBps: costGauge(METRIC.allocatorCostSpread, 'Allocator cost chain: calibrated spread used, bps (L6.1; absent without a calibration)'),
+  volumeUsd: costGauge(METRIC.allocatorCostVolume, 'Allocator cost chain: calibrated volume used, USD (L6.1; absent without a calibration)'),
+  slippageBps: costGauge(METRIC.allocatorCostSlippage, 'Allocator cost chain: estimated slippage, bps (L6, L6.2)'),
+  fillRateAttenuation: costGauge(METRIC.allocatorFillRateAttenuation, 'Allocator cost chain: fill-rate attenuation, 0..1 (L6.3)'),
+  liquidityFactor: costGauge(METRIC.allocatorLiquidityFactor, 'Allocator cost chain: liquidity factor, floor..1 (L6.4)'),
+  turnoverFactor: costGauge(METRIC.allocatorTurnoverFactor, 'Allocator cost chain: turnover factor, floor..1 (L7)'),
+};

@@ -88,6 +88,15 @@ export class AvroSerde {
    * `undecodable` (not framed, or bytes that are not the schema) or
    * `unknown_schema` (an id the registry does not know).
    */
+  /**
+   * Reads `topic` with `spec`'s schema without registering anything: for a
+   * process that only consumes (the executor), or a topic under another
+   * prefix. The writer's schema comes from the registry by the record's id.
+   */
+  readAs(topic: string, spec: TopicSpec): void {
+    if (!this.writers.has(topic)) this.writers.set(topic, { id: -1, type: avro.Type.forSchema(JSON.parse(loadSchema(spec))) });
+  }
+
   async decode<T>(topic: string, bytes: Buffer | null): Promise<T> {
     const id = schemaIdOf(bytes);
     const entry = this.readers.get(`${topic}/${id}`) ?? await this.loadReader(topic, id);

@@ -1,0 +1,119 @@
+/**
+ * The bundled day through candles → features → gates → blob → allocator-lite
+ * on the real stack (`sep import` → `sep run --until-caught-up`), read the way
+ * an executor reads it: subscribeAllocations (read_committed). Every decision
+ * must arrive exactly once, in seq order 1…N, equal to the offline run of the
+ * same topologies; Redis `risk:allocation_weights` must hold the last one; a
+ * restarted executor that gives its last applied seq gets only what follows.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createReadStream } from 'node:fs';
+import path from 'node:path';
+import { createGunzip } from 'node:zlib';
+import { createInterface } from 'node:readline';
+import { Redis } from 'ioredis';
+import { createNamespace, ROOT, sep, urls } from './helpers.ts';
+import { TopologyTestDriver } from '../../streams/runtime/test-driver.ts';
+import { TOPICS } from '../../streams/runtime/topics.ts';
+import { createKafka, partitionForKey } from '../../streams/runtime/kafka.ts';
+import { AvroSerde } from '../../streams/runtime/serde.ts';
+import { InstrumentCatalog } from '../../streams/model/instruments.ts';
+import { DEFAULT_FEATURE_PARAMS } from '../../streams/features/features.ts';
+import { resolveRegimeParams } from '../../streams/features/regime.ts';
+import { resolveGatesConfig } from '../../streams/gates/config.ts';
+import { signalTopology } from '../../streams/gates/topology.ts';
+import { gatesBlobTopology } from '../../streams/gates/blob-processor.ts';
+import { resolveAllocatorConfig } from '../../streams/allocation/config.ts';
+import { subscribeAllocations, type Allocation } from '../../connectors/executor/allocations.ts';
+import { allocationWeightsJson } from '../../connectors/redis/allocation-weights.ts';
+
+const DAY = path.join(ROOT, 'data/recorded/2026-11-13');
+// As in gates.test.ts: knobs that make the random-walk day's gates flip, so the allocator has something to size.
+const KNOBS = {
+  EVAL_INTERVAL_SEC: '300', GATES_BLOB_MAX_AGE_SEC: '900', GATES_SPAN_DAYS: '0.25', SPAN_MIN_BARS: '120', SPAN_MAX_MISSING_BARS: '30',
+  GUARD_MIN_COHERENCE: '0.05', GATES_MIN_TRADES: '2', ECHO_MIN_REPETITIONS: '1', ECHO_HAZARD_MAX: '1',
+  ALLOC_INTERVAL_SEC: '300',
+};
+const ns = createNamespace('alloc');
+const env = { ...ns.env, ...KNOBS };
+const redis = new Redis(urls.REDIS_URL);
+const kafka = createKafka({ brokers: urls.KAFKA_BROKERS, clientId: 'it-executor' });
+const serde = new AvroSerde(urls.SCHEMA_REGISTRY_URL);
+after(() => redis.disconnect());
+
+async function readNdjson(file: string): Promise<Record<string, unknown>[]> {
+  const input = file.endsWith('.gz') ? createReadStream(file).pipe(createGunzip()) : createReadStream(file);
+  const out: Record<string, unknown>[] = [];
+  for await (const line of createInterface({ input, crlfDelay: Infinity })) if (line.trim()) out.push(JSON.parse(line) as Record<string, unknown>);
+  return out;
+}
+
+/** The offline computation: the same topologies in the test driver over the same files. */
+async function offline(): Promise<Allocation[]> {
+  const catalog = InstrumentCatalog.fromEnv({});
+  const params = { ...DEFAULT_FEATURE_PARAMS, regime: resolveRegimeParams(KNOBS, {}) };
+  const { config: gates } = resolveGatesConfig(KNOBS, {});
+  const d = new TopologyTestDriver(signalTopology(catalog, { params, gates }), { partitions: 3 });
+  for (const [topic, file] of [[TOPICS.candles.name, 'candles.ndjson'], [TOPICS.ticks.name, 'ticks.ndjson.gz']] as const) {
+    for (const r of await readNdjson(path.join(DAY, file))) d.pipeInput(topic, r.instrument as string, r, Date.parse(r.ts as string));
+  }
+  const expectedPartitions = [...new Set(catalog.list().map((i) => partitionForKey(i, 3)))];
+  const b = new TopologyTestDriver(gatesBlobTopology({ expectedPartitions, allocator: { config: resolveAllocatorConfig(KNOBS, {}) } }));
+  for (const o of d.readOutput(TOPICS.gatesPartial.name)) b.pipeInput(TOPICS.gatesPartial.name, o.key, o.value, o.timestamp);
+  return b.readOutput(TOPICS.allocations.name).map((o) => o.value as Allocation);
+}
+
+/** Avro gives logical timestamps as Dates; compare in the allocator's own shape. */
+const plain = (x: unknown) => JSON.parse(JSON.stringify(x, (_k, v) => (v instanceof Date ? v.getTime() : v))) as unknown;
+
+/** An executor's subscription that collects every decision handed over. */
+async function executor(groupId: string, afterSeq?: number) {
+  const got: Allocation[] = [];
+  const sub = await subscribeAllocations({ kafka, serde, groupId, topic: `${ns.prefix}${TOPICS.allocations.name}`, afterSeq, onAllocation: (a) => { got.push(a); } });
+  return {
+    got, sub,
+    async until(seq: number): Promise<void> {
+      const deadline = Date.now() + 60_000;
+      while ((got.at(-1)?.seq ?? 0) < seq) {
+        if (Date.now() > deadline) throw new Error(`executor saw ${got.length} decisions (last seq ${got.at(-1)?.seq}), waited for ${seq}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      await sub.stop();
+    },
+  };
+}
+
+test('the executor sees every allocation decision of the bundled day exactly once, in seq order, equal to the offline run; Redis holds the last', { timeout: 600_000 }, async () => {
+  const expected = await offline();
+  assert.ok(expected.length > 10, `${expected.length} decisions`);
+  assert.ok(expected.some((a) => a.weights.some((w) => w.weight > 0)), 'the knobs make the allocator size something');
+  assert.ok(expected.some((a) => a.weights.some((w) => w.reasons.includes('ramp'))), 'ramp limits an increase somewhere');
+
+  const imported = await sep(['import', path.join(DAY, 'candles.ndjson'), path.join(DAY, 'ticks.ndjson.gz')], env);
+  assert.equal(imported.code, 0, imported.stdout + imported.stderr);
+  // The executor is subscribed before the allocator starts, as a live executor is. (A consumer that
+  // starts later reads the compacted topic: older decisions may be gone, only the latest is kept.)
+  const live = await executor(`${ns.prefix}executor`);
+  const run = await sep(['run', '--run-id', ns.runId, '--until-caught-up'], env, 400_000);
+  assert.equal(run.code, 0, run.stdout + run.stderr);
+
+  const last = expected.at(-1)!;
+  await live.until(last.seq);
+  assert.deepEqual(live.got.map((a) => a.seq), expected.map((_, i) => i + 1), 'seq 1…N, each once, in order');
+  assert.equal(live.sub.skipped, 0);
+  assert.equal(live.sub.duplicates, 0);
+  assert.deepEqual(plain(live.got), plain(expected));
+
+  assert.equal(await redis.get(`${ns.prefix}risk:allocation_weights`), allocationWeightsJson(last));
+
+  // A restarted executor (a new group, reading what the compacted topic kept) that applied up to seq k
+  // gets only decisions after k, in order, through the last; the ones it had are skipped, not repeated.
+  const k = Math.floor(expected.length / 2);
+  const again = await executor(`${ns.prefix}executor-restarted`, k);
+  await again.until(last.seq);
+  const seqs = again.got.map((a) => a.seq);
+  assert.ok(seqs.every((q, i) => q > k && (i === 0 || q > seqs[i - 1]!)), `after ${k}, increasing: ${seqs.join(',')}`);
+  assert.equal(seqs.at(-1), last.seq);
+  assert.deepEqual(plain(again.got.at(-1)), plain(last));
+});
