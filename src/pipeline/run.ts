@@ -23,6 +23,7 @@ import { gatesBlobTopology } from '../../streams/gates/blob-processor.ts';
 import { TimescaleSink } from '../../connectors/sink/timescale-sink.ts';
 import { TABLES } from '../../connectors/sink/tables.ts';
 import type { SinkDatabase } from '../../connectors/sink/database.ts';
+import { finishRun, startRun, type RunKind } from '../../connectors/sink/runs.ts';
 import { AllocationWeightsMirror, KILL_SWITCH_KEY, KillSwitchWatcher } from '../../connectors/redis/allocation-weights.ts';
 import { resolveAllocatorConfig, type AllocatorConfig } from '../../streams/allocation/config.ts';
 import { LatestSnapshot } from '../../connectors/redis/latest-snapshot.ts';
@@ -49,6 +50,8 @@ export interface RunOptions {
   database: SinkDatabase;
   redis: Redis;
   runId: string;
+  /** The `runs` row's kind (default live). */
+  kind?: RunKind;
   guarantee?: Guarantee;
   untilCaughtUp?: boolean;
   /** Give up waiting for catch-up after this long, ms (default 10 min). */
@@ -120,6 +123,10 @@ export async function runPipeline(o: RunOptions): Promise<RunSummary> {
   const blobMirror = new GatesBlobMirror({ kafka, serde, redis: o.redis, groupId: `${TOPIC_PREFIX}sep-gates-blob-mirror-${o.runId}`, keyPrefix: TOPIC_PREFIX, gates });
   const allocationMirror = new AllocationWeightsMirror({ kafka, serde, redis: o.redis, groupId: `${TOPIC_PREFIX}sep-allocation-mirror-${o.runId}`, keyPrefix: TOPIC_PREFIX, log: o.log });
   const server = await startHttp(o.httpPort ?? 0, () => ({ status: app.state === 'running' && blobApp.state === 'running' && sink.state === 'running' ? 'ok' : app.state, features: app.state, gatesBlob: blobApp.state, sink: sink.state }));
+  const config = { instruments: catalog.list(), params, gates, markout, calibration, allocator };
+  const configHash = await startRun(await o.database.client(), { runId: o.runId, kind: o.kind ?? 'live', config });
+  o.log(`run ${o.runId} (${o.kind ?? 'live'}), config ${configHash.slice(0, 12)}`);
+  let outcome: { status: 'completed' | 'stopped' | 'failed'; error?: string } = { status: 'stopped' };
   try {
     await app.start();
     await blobApp.start();
@@ -159,12 +166,16 @@ export async function runPipeline(o: RunOptions): Promise<RunSummary> {
       await wait('gates blob mirror', () => [...blobEnds].every(([p, high]) => high === 0n || (blobMirror.positions.get(p) ?? 0n) >= high));
       const lastSeq = await latestAllocationSeq(kafka, serde);
       await wait('allocation mirror', () => lastSeq === undefined || (allocationMirror.lastSeq ?? 0) >= lastSeq);
+      outcome = { status: 'completed' };
     } else {
       await new Promise<void>((resolve) => {
         if (o.signal?.aborted) resolve();
         o.signal?.addEventListener('abort', () => resolve(), { once: true });
       });
     }
+  } catch (err) {
+    outcome = { status: 'failed', error: (err as Error).message };
+    throw err;
   } finally {
     await app.stop();
     await blobApp.stop();
@@ -175,6 +186,9 @@ export async function runPipeline(o: RunOptions): Promise<RunSummary> {
     killSwitch.stop();
     await producer.disconnect();
     server?.close();
+    const summary = { rows_written: sink.rowsWritten, database_outages: sink.outages, elapsed_ms: Date.now() - t0 };
+    await finishRun(await o.database.client(), o.runId, outcome.status, { ...outcome, summary })
+      .catch((err: Error) => o.log(`could not record the end of run ${o.runId} in runs: ${err.message}`));
   }
   return { rows: sink.rowsWritten, elapsedMs: Date.now() - t0 };
 }

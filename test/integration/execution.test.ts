@@ -184,6 +184,18 @@ test('replaying the day in a fresh consumer group gives byte-identical markouts 
   const byKey = new Map<string, string[]>();
   for (const x of all.sort((a, b) => a.partition - b.partition || Number(BigInt(a.offset) - BigInt(b.offset)))) byKey.set(x.key!, [...(byKey.get(x.key!) ?? []), x.value!.subarray(5).toString('base64')]);
   for (const [k, list] of byKey) assert.deepEqual(list.slice(list.length / 2), list.slice(0, list.length / 2), `${k}: the replay's markouts differ`);
+  // The run is recorded in runs: completed (it caught up), its kind and the hash of the resolved configuration.
+  const rdb = new pg.Client({ connectionString: urls.DATABASE_URL });
+  await rdb.connect();
+  try {
+    const { rows } = await rdb.query<{ run_id: string; kind: string; status: string; config_hash: string; finished: boolean; written: string }>(
+      `SELECT run_id, kind, status, config_hash, finished_at IS NOT NULL AS finished, summary->>'rows_written' AS written FROM runs WHERE run_id = $1`, [`${ns.runId}-replay`]);
+    assert.equal(rows.length, 1);
+    assert.deepEqual({ ...rows[0]!, config_hash: /^[0-9a-f]{64}$/.test(rows[0]!.config_hash), written: Number(rows[0]!.written) > 0 },
+      { run_id: `${ns.runId}-replay`, kind: 'live', status: 'completed', config_hash: true, finished: true, written: true });
+  } finally {
+    await rdb.end();
+  }
   // Compacted: the replay's last calibration per instrument is the newest record of each key; it equals the offline latest.
   const { calibrations } = await offline();
   const latest = (xs: { instrument: string; ts: number }[]) => Object.fromEntries([...xs].sort((a, b) => a.ts - b.ts).map((x) => [x.instrument, JSON.stringify(x)]));
