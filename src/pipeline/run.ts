@@ -186,6 +186,15 @@ export async function runPipeline(o: RunOptions): Promise<RunSummary> {
     killSwitch.stop();
     await producer.disconnect();
     server?.close();
+    if (outcome.status === 'completed') {
+      // The continuous aggregates as of the run's end (the embedded database runs no refresh policy;
+      // on a server this saves the real-time part of each query). After the sink stopped: refreshing
+      // cannot run inside a transaction, and the sink shares the connection.
+      const t = Date.now();
+      await (await o.database.client()).query('CALL refresh_aggregates()')
+        .then(() => o.log(`continuous aggregates refreshed in ${((Date.now() - t) / 1000).toFixed(1)} s`))
+        .catch((err: Error) => o.log(`warning: could not refresh the continuous aggregates: ${err.message}; run CALL refresh_aggregates() by hand`));
+    }
     const summary = { rows_written: sink.rowsWritten, database_outages: sink.outages, elapsed_ms: Date.now() - t0 };
     await finishRun(await o.database.client(), o.runId, outcome.status, { ...outcome, summary })
       .catch((err: Error) => o.log(`could not record the end of run ${o.runId} in runs: ${err.message}`));
