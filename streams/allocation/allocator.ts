@@ -85,7 +85,7 @@ export interface AllocatorInput {
   /** Pairwise correlations (risk_parity); a missing pair is 0. */
   correlations?: Correlations;
   /** Latest calib.cost.v1 per instrument; an absent one uses the static knobs. */
-  calibrations?: Readonly<Record<string, CostCalibration>>;
+  calibrations?: Readonly<Record<string, Pick<CostCalibration, 'spread_bps_ewma' | 'volume_usd_ewma' | 'fill_rate_ewma' | 'turnover_usd_ewma' | 'k_eff' | 'cap_eff_bps'>>>;
   /** Book depth per instrument, USD (L6.4); absent = unknown (no attenuation). */
   depthUsd?: Readonly<Record<string, number>>;
   /** Redis ops:kill_switch; OR-ed with KILL_SWITCH. */

@@ -32,6 +32,7 @@
 import type { Processor, ProcessorContext, StreamRecord } from '../runtime/processor.ts';
 import type { KeyValueStore } from '../runtime/stores.ts';
 import type { GatesBlob } from '../gates/blob.ts';
+import type { PartialCalibration } from '../gates/processor.ts';
 import * as metrics from '../runtime/metrics.ts';
 import { allocate, initialAllocatorState, type AllocationStep, type AllocatorBlob, type AllocatorState } from './allocator.ts';
 import type { AllocatorConfig } from './config.ts';
@@ -41,6 +42,16 @@ export const ALLOCATOR_STORE = 'allocator-state';
 export interface AllocatorEntry {
   state: AllocatorState;
   blob: AllocatorBlob | null;
+  /** The latest blob's instruments' ewma_vol and cost calibrations, from the gates partials (absent in state from before). */
+  vols?: Record<string, number>;
+  calibrations?: Record<string, PartialCalibration>;
+}
+
+/** What the blob stage hands the allocator per blob. */
+export interface AllocatorBlobInput {
+  blob: GatesBlob;
+  vols: Record<string, number>;
+  calibrations: Record<string, PartialCalibration>;
 }
 
 export interface AllocatorProcessorOptions {
@@ -49,7 +60,7 @@ export interface AllocatorProcessorOptions {
   killSwitch?: () => boolean;
 }
 
-export class AllocatorProcessor implements Processor<GatesBlob> {
+export class AllocatorProcessor implements Processor<AllocatorBlobInput> {
   private ctx!: ProcessorContext;
   private store!: KeyValueStore<AllocatorEntry>;
 
@@ -60,7 +71,7 @@ export class AllocatorProcessor implements Processor<GatesBlob> {
     this.store = ctx.getStateStore(ALLOCATOR_STORE);
   }
 
-  process({ value: blob }: StreamRecord<GatesBlob>): void {
+  process({ value: { blob, vols, calibrations } }: StreamRecord<AllocatorBlobInput>): void {
     const intervalMs = this.opts.config.intervalSec * 1000;
     const before = this.entry();
     if (before.blob !== null && before.state.lastTs !== null) {
@@ -69,7 +80,7 @@ export class AllocatorProcessor implements Processor<GatesBlob> {
       }
     }
     const { ts, gates, cooldowns, calmar, hazard } = blob;
-    this.store.put(this.opts.config.portfolio, { ...this.entry(), blob: { ts, gates, cooldowns, calmar, hazard } });
+    this.store.put(this.opts.config.portfolio, { ...this.entry(), blob: { ts, gates, cooldowns, calmar, hazard }, vols, calibrations });
     this.decide(ts);
   }
 
@@ -79,8 +90,8 @@ export class AllocatorProcessor implements Processor<GatesBlob> {
 
   private decide(now: number): AllocationStep {
     const e = this.entry();
-    const step = allocate(e.state, { now, blob: e.blob, killSwitch: this.opts.killSwitch?.() ?? false }, this.opts.config);
-    this.store.put(this.opts.config.portfolio, { state: step.state, blob: e.blob });
+    const step = allocate(e.state, { now, blob: e.blob, vols: e.vols, calibrations: e.calibrations, killSwitch: this.opts.killSwitch?.() ?? false }, this.opts.config);
+    this.store.put(this.opts.config.portfolio, { ...e, state: step.state });
     this.ctx.forward({ key: step.decision.portfolio, value: step.decision, timestamp: now });
     publishMetrics(step);
     return step;

@@ -31,7 +31,7 @@ import { addFill, addTick, advance, initialMarkoutState, markoutStateOf, type Ma
 import type { TickSegment } from '../markout/asof.ts';
 import { addMarkout, adverseFillRates, avgBps, emptyAggregate, markoutGate, type InstrumentAggregate } from '../markout/aggregate.ts';
 import type { MarkoutConfig } from '../markout/config.ts';
-import { applyBar, applyFill, applyOrderEvent, applyTick, costCalibration, initialInstrumentCalibration, type InstrumentCalibration, type Quote } from '../calibration/calibration.ts';
+import { applyBar, applyFill, applyOrderEvent, applyTick, costCalibration, initialInstrumentCalibration, type CostCalibration, type InstrumentCalibration, type Quote } from '../calibration/calibration.ts';
 import type { CalibrationConfig } from '../calibration/config.ts';
 import * as metrics from '../runtime/metrics.ts';
 
@@ -159,6 +159,8 @@ export interface CalibrationEntry {
   quote: Quote | null;
   /** Stream time of the last publication; null before the first. */
   emittedAt: number | null;
+  /** The last publication on calib.cost.v1 (the gates' partials carry it to the allocator); absent before the first. */
+  published?: CostCalibration | null;
 }
 
 export class CalibrationProcessor implements Processor<Tick | Fill | OrderEvent | Feature> {
@@ -208,7 +210,7 @@ export class CalibrationProcessor implements Processor<Tick | Fill | OrderEvent 
       const out = costCalibration(instrument, e.calib, this.config);
       if (!out) continue;
       this.ctx.forward({ key: instrument, value: { ...out, ts: at }, timestamp: at });
-      this.store.put(instrument, { ...e, emittedAt: at });
+      this.store.put(instrument, { ...e, emittedAt: at, published: { ...out, ts: at } });
       metrics.publishCalibration(instrument, out);
     }
   }

@@ -44,13 +44,14 @@ export interface PipelineTopologyOptions extends SignalTopologyOptions {
 export function pipelineTopology(catalog: InstrumentCatalog, opts: PipelineTopologyOptions): Topology {
   const topics = { ticks: opts.ticksTopic ?? TOPICS.ticks.name, fills: opts.fillsTopic ?? TOPICS.fills.name, orders: opts.ordersTopic ?? TOPICS.orders.name };
   const grace = { graceMs: opts.markout.graceMs };
-  return signalTopology(catalog, { ...opts, ticksTopic: topics.ticks, ticksGraceMs: opts.markout.graceMs })
+  return signalTopology(catalog, { ...opts, ticksTopic: topics.ticks, ticksGraceMs: opts.markout.graceMs, calibrationStore: CALIBRATION_STORE })
     .addSource('fills', topics.fills, (v) => validateRecord('fills', v as Record<string, unknown>, catalog), grace)
     .addSource('orders', topics.orders, (v) => validateRecord('orders', v as Record<string, unknown>, catalog))
     // Calibration before markout: it may skip an out-of-order fill for its EWMAs; the markout still takes it.
     .addProcessor('calibration', () => new CalibrationProcessor(opts.calibration, topics), 'features', 'ticks', 'fills', 'orders')
     .addProcessor('markout', () => new MarkoutProcessor(opts.markout, topics), 'ticks', 'fills')
-    .addStateStore(CALIBRATION_STORE, () => new KeyValueStore<CalibrationEntry>(CALIBRATION_STORE), 'calibration')
+    // Shared: the gates processor reads each instrument's latest publication into its partials (for the allocator).
+    .addStateStore(CALIBRATION_STORE, () => new KeyValueStore<CalibrationEntry>(CALIBRATION_STORE), 'calibration', 'gates')
     .addStateStore(MARKOUT_TICKS_STORE, () => new KeyValueStore<TickSegment>(MARKOUT_TICKS_STORE), 'markout')
     .addStateStore(MARKOUT_FILLS_STORE, () => new KeyValueStore<PendingFill>(MARKOUT_FILLS_STORE), 'markout')
     .addStateStore(MARKOUT_AGG_STORE, () => new KeyValueStore<InstrumentAggregate>(MARKOUT_AGG_STORE), 'markout')

@@ -19,16 +19,21 @@ import type { Processor, ProcessorContext, StreamRecord } from '../runtime/proce
 import { KeyValueStore } from '../runtime/stores.ts';
 import { Topology } from '../runtime/topology.ts';
 import { TOPICS } from '../runtime/topics.ts';
-import { buildGatesBlob } from './blob.ts';
+import { buildGatesBlob, type GatesBlob } from './blob.ts';
 import type { GateDecision } from './evaluate.ts';
 import type { GatesPartial } from './processor.ts';
-import { ALLOCATOR_STORE, AllocatorProcessor, type AllocatorEntry, type AllocatorProcessorOptions } from '../allocation/processor.ts';
+import { ALLOCATOR_STORE, AllocatorProcessor, type AllocatorBlobInput, type AllocatorEntry, type AllocatorProcessorOptions } from '../allocation/processor.ts';
 
 export const BLOB_PARTIALS_STORE = 'gates-partials';
 /** Evaluations a partition may lag behind the newest report before the wait is logged. */
 const LAG_WARNING_EVALUATIONS = 10;
 
 export interface BlobStageOptions {
+  /**
+   * With the allocator: the blob goes to `blob` (the sink) and the allocator's input — the blob
+   * with the partials' vols and calibrations — to `allocator`. gatesBlobTopology sets it.
+   */
+  children?: { blob: string; allocator: string };
   /** Source partitions that must report before a blob is published. */
   expectedPartitions: readonly number[];
   /** Instruments per partition, for the lag warning. */
@@ -57,7 +62,13 @@ export class GatesBlobProcessor implements Processor<GatesPartial> {
     const ready = this.expected.map((p) => this.partials.get(keyOf(partial.ts, p)));
     if (ready.every((x) => x !== undefined)) {
       const decisions = ready.flatMap((x) => x!.decisions.map((d) => ({ ...d, ts: partial.ts }) as GateDecision));
-      this.ctx.forward({ key: 'blob', value: buildGatesBlob(partial.ts, decisions), timestamp: partial.ts });
+      const blob = buildGatesBlob(partial.ts, decisions);
+      if (!this.opts.children) {
+        this.ctx.forward({ key: 'blob', value: blob, timestamp: partial.ts });
+      } else {
+        this.ctx.forward({ key: 'blob', value: blob, timestamp: partial.ts }, this.opts.children.blob);
+        this.ctx.forward({ key: 'blob', value: allocatorInputOf(blob, ready.flatMap((x) => x!.decisions)), timestamp: partial.ts }, this.opts.children.allocator);
+      }
       for (const p of this.expected) this.partials.delete(keyOf(partial.ts, p));
       return;
     }
@@ -73,6 +84,17 @@ export class GatesBlobProcessor implements Processor<GatesPartial> {
     const missing = this.expected.filter((p) => this.partials.get(keyOf(oldest, p)) === undefined);
     this.opts.log?.(`gates blob for ${new Date(oldest).toISOString()} still waits for partition(s) ${missing.map((p) => `${p} (${this.opts.instrumentsOf?.(p).join(', ') ?? '?'})`).join('; ')}, ${behind} evaluations behind the newest: normal while a replay catches up (tasks run at their own pace); if it lasts at the live edge, those partitions receive no data`);
   }
+}
+
+/** What the allocator gets per blob: the blob, and each instrument's vol and calibration from the partials (when known). */
+function allocatorInputOf(blob: GatesBlob, decisions: GatesPartial['decisions']): AllocatorBlobInput {
+  const vols: Record<string, number> = {};
+  const calibrations: AllocatorBlobInput['calibrations'] = {};
+  for (const d of [...decisions].sort((a, b) => (a.instrument < b.instrument ? -1 : a.instrument > b.instrument ? 1 : 0))) {
+    if (typeof d.vol === 'number' && Number.isFinite(d.vol)) vols[d.instrument] = d.vol;
+    if (d.calibration) calibrations[d.instrument] = d.calibration;
+  }
+  return { blob, vols, calibrations };
 }
 
 function keyOf(ts: number, partition: number): string {
@@ -92,7 +114,7 @@ export function gatesBlobTopology(opts: BlobTopologyOptions): Topology {
   const t = new Topology()
     // Never late: the features tasks write their partials at their own pace, far apart in time during a replay.
     .addSource('partials', opts.partialTopic ?? TOPICS.gatesPartial.name, (v) => v, { graceMs: Infinity })
-    .addProcessor('blob', () => new GatesBlobProcessor(opts), 'partials')
+    .addProcessor('blob', () => new GatesBlobProcessor(opts.allocator ? { ...opts, children: { blob: 'blob-out', allocator: 'allocator' } } : opts), 'partials')
     .addStateStore(BLOB_PARTIALS_STORE, () => new KeyValueStore<GatesPartial>(BLOB_PARTIALS_STORE), 'blob')
     .addSink('blob-out', opts.blobTopic ?? TOPICS.gatesBlob.name, 'blob');
   const allocator = opts.allocator;

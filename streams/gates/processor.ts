@@ -23,6 +23,7 @@
  * task) or in doubt (a bar replaced or out of order), and it gives the same
  * figures, bit for bit, as measuring the stored bars (measureGate).
  */
+import type { CostCalibration } from '../calibration/calibration.ts';
 import type { Processor, ProcessorContext, StreamRecord } from '../runtime/processor.ts';
 import { KeyValueStore, WindowStore } from '../runtime/stores.ts';
 import type { Feature } from '../features/features.ts';
@@ -39,13 +40,23 @@ export interface InstrumentGateState {
   gate: GateState | undefined;
   repetition: number | null;
   hazard: number | null;
+  /** The latest bar's ewma_vol, for the allocator's inverse_vol / risk_parity sizing (absent in state from before it existed). */
+  vol?: number | null;
 }
+
+/** The calibrated cost inputs the allocator's cost chain reads (calib.cost.v1's latest publication). */
+export type PartialCalibration = Pick<CostCalibration, 'spread_bps_ewma' | 'volume_usd_ewma' | 'fill_rate_ewma' | 'turnover_usd_ewma' | 'k_eff' | 'cap_eff_bps'>;
 
 /** The internal record the blob stage combines (schemas/avro/gates-partial.avsc). */
 export interface GatesPartial {
   ts: number;
   partition: number;
-  decisions: Pick<GateDecision, 'instrument' | 'eligible' | 'buf' | 'repetition' | 'hazard' | 'calmar' | 'span_ok' | 'cooldown_until'>[];
+  decisions: (Pick<GateDecision, 'instrument' | 'eligible' | 'buf' | 'repetition' | 'hazard' | 'calmar' | 'span_ok' | 'cooldown_until'> & {
+    /** The instrument's latest ewma_vol at the evaluation; null before one. */
+    vol?: number | null;
+    /** Its latest published cost calibration; null before one (or without the execution processors). */
+    calibration?: PartialCalibration | null;
+  })[];
 }
 
 /** The fields the evaluator reads from a feature; the regime fields may be absent on old records. */
@@ -58,12 +69,19 @@ export class GatesProcessor implements Processor<GateFeature> {
   /** Per instrument, the span store's bars as a SpanSeries; absent until the next evaluation rebuilds it. */
   private readonly series = new Map<string, SpanSeries>();
 
-  constructor(private readonly config: GatesConfig, private readonly children: { decisions: string; partial: string }) {}
+  private calibrations: KeyValueStore<{ published?: CostCalibration | null }> | undefined;
+
+  /**
+   * `calibrationStore`: the cost calibration's store (streams/execution), read at each evaluation
+   * so the partial carries each instrument's latest published calibration to the allocator.
+   */
+  constructor(private readonly config: GatesConfig, private readonly children: { decisions: string; partial: string }, private readonly calibrationStore?: string) {}
 
   init(ctx: ProcessorContext): void {
     this.ctx = ctx;
     this.span = ctx.getStateStore(GATES_SPAN_STORE);
     this.state = ctx.getStateStore(GATES_STATE_STORE);
+    if (this.calibrationStore) this.calibrations = ctx.getStateStore<KeyValueStore<{ published?: CostCalibration | null }>>(this.calibrationStore);
     ctx.schedule(this.config.evalIntervalSec * 1000, 'stream-time', (at) => this.evaluate(at));
   }
 
@@ -75,7 +93,7 @@ export class GatesProcessor implements Processor<GateFeature> {
     const series = this.series.get(f.instrument);
     if (series && !series.append(bar)) this.series.delete(f.instrument);
     const prev = this.state.get(f.instrument);
-    this.state.put(f.instrument, { gate: prev?.gate, repetition: f.repetition ?? null, hazard: f.hazard ?? null });
+    this.state.put(f.instrument, { gate: prev?.gate, repetition: f.repetition ?? null, hazard: f.hazard ?? null, vol: f.ewma_vol ?? null });
   }
 
   private evaluate(at: number): void {
@@ -91,7 +109,9 @@ export class GatesProcessor implements Processor<GateFeature> {
       this.state.put(instrument, { ...s, gate: state });
       this.ctx.forward({ key: instrument, value: decision, timestamp: at }, this.children.decisions);
       const { instrument: i, eligible, buf, repetition, hazard, calmar, span_ok, cooldown_until } = decision;
-      decisions.push({ instrument: i, eligible, buf, repetition, hazard, calmar, span_ok, cooldown_until });
+      const c = this.calibrations?.get(instrument)?.published ?? null;
+      const calibration = c && { spread_bps_ewma: c.spread_bps_ewma, volume_usd_ewma: c.volume_usd_ewma, fill_rate_ewma: c.fill_rate_ewma, turnover_usd_ewma: c.turnover_usd_ewma, k_eff: c.k_eff, cap_eff_bps: c.cap_eff_bps };
+      decisions.push({ instrument: i, eligible, buf, repetition, hazard, calmar, span_ok, cooldown_until, vol: s.vol ?? null, calibration });
     }
     const partial: GatesPartial = { ts: at, partition: this.ctx.partition, decisions };
     this.ctx.forward({ key: String(this.ctx.partition), value: partial, timestamp: at }, this.children.partial);

@@ -16,12 +16,14 @@ export interface SignalTopologyOptions extends FeaturesTopologyOptions {
   gates: GatesConfig;
   gatesTopic?: string;
   partialTopic?: string;
+  /** A store the gates processor reads each instrument's latest cost calibration from (pipelineTopology connects it). */
+  calibrationStore?: string;
 }
 
 export function signalTopology(catalog: InstrumentCatalog, opts: SignalTopologyOptions): Topology {
   const spanMs = opts.gates.spanDays * 86_400_000;
   return featuresTopology(catalog, opts)
-    .addProcessor('gates', () => new GatesProcessor(opts.gates, { decisions: 'gates-out', partial: 'partial-out' }), 'features')
+    .addProcessor('gates', () => new GatesProcessor(opts.gates, { decisions: 'gates-out', partial: 'partial-out' }, opts.calibrationStore), 'features')
     .addStateStore(GATES_SPAN_STORE, () => new WindowStore<SimBar>(GATES_SPAN_STORE, spanMs), 'gates')
     .addStateStore(GATES_STATE_STORE, () => new KeyValueStore<InstrumentGateState>(GATES_STATE_STORE), 'gates')
     .addSink('gates-out', opts.gatesTopic ?? TOPICS.gates.name, 'gates')

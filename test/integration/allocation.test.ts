@@ -18,13 +18,10 @@ import { TopologyTestDriver } from '../../streams/runtime/test-driver.ts';
 import { TOPICS } from '../../streams/runtime/topics.ts';
 import { createKafka, partitionForKey } from '../../streams/runtime/kafka.ts';
 import { AvroSerde } from '../../streams/runtime/serde.ts';
-import { InstrumentCatalog } from '../../streams/model/instruments.ts';
-import { DEFAULT_FEATURE_PARAMS } from '../../streams/features/features.ts';
-import { resolveRegimeParams } from '../../streams/features/regime.ts';
-import { resolveGatesConfig } from '../../streams/gates/config.ts';
-import { signalTopology } from '../../streams/gates/topology.ts';
 import { gatesBlobTopology } from '../../streams/gates/blob-processor.ts';
-import { resolveAllocatorConfig } from '../../streams/allocation/config.ts';
+import type { GatesPartial } from '../../streams/gates/processor.ts';
+import { pipelineTopology } from '../../streams/execution/topology.ts';
+import { resolvePipelineConfig } from '../../src/pipeline/run.ts';
 import { subscribeAllocations, type Allocation } from '../../connectors/executor/allocations.ts';
 import { allocationWeightsJson } from '../../connectors/redis/allocation-weights.ts';
 
@@ -49,19 +46,17 @@ async function readNdjson(file: string): Promise<Record<string, unknown>[]> {
   return out;
 }
 
-/** The offline computation: the same topologies in the test driver over the same files. */
-async function offline(): Promise<Allocation[]> {
-  const catalog = InstrumentCatalog.fromEnv({});
-  const params = { ...DEFAULT_FEATURE_PARAMS, regime: resolveRegimeParams(KNOBS, {}) };
-  const { config: gates } = resolveGatesConfig(KNOBS, {});
-  const d = new TopologyTestDriver(signalTopology(catalog, { params, gates }), { partitions: 3 });
+/** The offline computation: the live path's topologies (pipelineTopology, then the blob stage with the allocator) in the test driver over the same files. */
+async function offline(): Promise<{ allocations: Allocation[]; partials: GatesPartial[] }> {
+  const config = resolvePipelineConfig(KNOBS);
+  const d = new TopologyTestDriver(pipelineTopology(config.catalog, config), { partitions: 3 });
   for (const [topic, file] of [[TOPICS.candles.name, 'candles.ndjson'], [TOPICS.ticks.name, 'ticks.ndjson.gz']] as const) {
     for (const r of await readNdjson(path.join(DAY, file))) d.pipeInput(topic, r.instrument as string, r, Date.parse(r.ts as string));
   }
-  const expectedPartitions = [...new Set(catalog.list().map((i) => partitionForKey(i, 3)))];
-  const b = new TopologyTestDriver(gatesBlobTopology({ expectedPartitions, allocator: { config: resolveAllocatorConfig(KNOBS, {}) } }));
+  const expectedPartitions = [...new Set(config.catalog.list().map((i) => partitionForKey(i, 3)))];
+  const b = new TopologyTestDriver(gatesBlobTopology({ expectedPartitions, allocator: { config: config.allocator } }));
   for (const o of d.readOutput(TOPICS.gatesPartial.name)) b.pipeInput(TOPICS.gatesPartial.name, o.key, o.value, o.timestamp);
-  return b.readOutput(TOPICS.allocations.name).map((o) => o.value as Allocation);
+  return { allocations: b.readOutput(TOPICS.allocations.name).map((o) => o.value as Allocation), partials: d.readOutput(TOPICS.gatesPartial.name).map((o) => o.value as GatesPartial) };
 }
 
 /** Avro gives logical timestamps as Dates; compare in the allocator's own shape. */
@@ -85,10 +80,12 @@ async function executor(groupId: string, afterSeq?: number) {
 }
 
 test('the executor sees every allocation decision of the bundled day exactly once, in seq order, equal to the offline run; Redis holds the last', { timeout: 600_000 }, async () => {
-  const expected = await offline();
+  const { allocations: expected, partials } = await offline();
   assert.ok(expected.length > 10, `${expected.length} decisions`);
   assert.ok(expected.some((a) => a.weights.some((w) => w.weight > 0)), 'the knobs make the allocator size something');
   assert.ok(expected.some((a) => a.weights.some((w) => w.reasons.includes('ramp'))), 'ramp limits an increase somewhere');
+  // The allocator's other inputs travel with the gates partials: each instrument's ewma_vol and its latest calibration.
+  assert.ok(partials.at(-1)!.decisions.every((x) => typeof x.vol === 'number' && x.calibration && x.calibration.spread_bps_ewma !== null), 'vols and calibrations reach the blob stage');
 
   const imported = await sep(['import', path.join(DAY, 'candles.ndjson'), path.join(DAY, 'ticks.ndjson.gz')], env);
   assert.equal(imported.code, 0, imported.stdout + imported.stderr);

@@ -97,3 +97,32 @@ test('a task restored from the changelog decides on exactly as the uninterrupted
   const seqs = all.filter((o) => o.topic === TOPICS.allocations.name).map((o) => (o.value as AllocationDecision).seq);
   assert.deepEqual(seqs, Array.from({ length: 8 }, (_, k) => k + 1));
 });
+
+test('the partials\' vols and calibrations reach the allocator: inverse_vol sizes by them, a calibrated k_eff attenuates through the cost chain', () => {
+  const withInputs = (ts: number, vols: boolean, calibrated: boolean): GatesPartial[] => partials(ts).map((p) => ({
+    ...p,
+    decisions: p.decisions.map((d) => ({
+      ...d,
+      vol: vols ? (d.instrument === 'AAA_USD' ? 0.001 : 0.003) : null,
+      calibration: calibrated ? { spread_bps_ewma: 2, volume_usd_ewma: 1e6, fill_rate_ewma: 0.9, turnover_usd_ewma: 5e4, k_eff: 50, cap_eff_bps: 80 } : null,
+    })),
+  }));
+  const cfg = resolveAllocatorConfig({ ALLOC_SIZING_MODE: 'inverse_vol', ALLOC_TOP_K: 2, PM_MAX_PER_POS_PCT: 1, PM_RAMP_STEP_PCT: 1, ALLOC_MAX_WEIGHT: 1, ALLOC_MIN_WEIGHT: 0 }, {});
+  const run = (vols: boolean, calibrated: boolean) => {
+    const d = new TopologyTestDriver(gatesBlobTopology({ expectedPartitions: [0, 1], allocator: { config: cfg } }));
+    pipe(d, withInputs(T0, vols, calibrated));
+    return decisions(d)[0]!;
+  };
+  const weight = (a: AllocationDecision, i: string) => a.weights.find((w) => w.instrument === i)!.weight;
+  // 1/σ: BBB (σ 0.003) gets a quarter of the 0.30 total, 0.075, AAA three quarters, capped at 0.30/K = 0.15.
+  // Without vols both fall back alike: 0.15 each (before the cost chain's ~1 % here).
+  const sized = run(true, false);
+  const blind = run(false, false);
+  assert.ok(weight(sized, 'BBB_USD') < 0.6 * weight(blind, 'BBB_USD'), `${weight(sized, 'BBB_USD')} vs ${weight(blind, 'BBB_USD')}`);
+  assert.ok(!sized.weights.some((w) => w.reasons.includes('vol_missing')));
+  assert.ok(Math.abs(weight(blind, 'AAA_USD') - weight(blind, 'BBB_USD')) < 1e-12);
+  assert.ok(blind.weights.every((w) => w.reasons.includes('vol_missing')));
+  // k_eff 50 bps per $1k (vs the static 0.1) makes the slippage hit its calibrated cap: smaller weights.
+  const calibrated = run(true, true);
+  for (const i of ['AAA_USD', 'BBB_USD']) assert.ok(weight(calibrated, i) < weight(sized, i), `${i}: ${weight(calibrated, i)} < ${weight(sized, i)}`);
+});

@@ -183,7 +183,7 @@ function refEvaluateGate(instrument: string, now: number, bars: readonly SimBar[
   };
 }
 
-type GateFeature = { instrument: string; ts: number; close: number; signal?: number | null; spread_bps?: number | null; repetition?: number | null; hazard?: number | null };
+type GateFeature = { instrument: string; ts: number; close: number; signal?: number | null; spread_bps?: number | null; repetition?: number | null; hazard?: number | null; ewma_vol?: number | null };
 
 /** GatesProcessor before the caches: every evaluation fetches and re-measures the stored span. */
 class ReferenceGatesProcessor implements Processor<GateFeature> {
@@ -203,7 +203,7 @@ class ReferenceGatesProcessor implements Processor<GateFeature> {
   process({ value: f }: StreamRecord<GateFeature>): void {
     this.span.put(f.instrument, f.ts, { ts: f.ts, close: f.close, signal: f.signal ?? 0, spread_bps: f.spread_bps ?? null });
     const prev = this.state.get(f.instrument);
-    this.state.put(f.instrument, { gate: prev?.gate, repetition: f.repetition ?? null, hazard: f.hazard ?? null });
+    this.state.put(f.instrument, { gate: prev?.gate, repetition: f.repetition ?? null, hazard: f.hazard ?? null, vol: f.ewma_vol ?? null });
   }
 
   private evaluate(at: number): void {
@@ -215,7 +215,8 @@ class ReferenceGatesProcessor implements Processor<GateFeature> {
       this.state.put(instrument, { ...s, gate: state });
       this.ctx.forward({ key: instrument, value: decision, timestamp: at }, this.children.decisions);
       const { instrument: i, eligible, buf, repetition, hazard, calmar, span_ok, cooldown_until } = decision;
-      decisions.push({ instrument: i, eligible, buf, repetition, hazard, calmar, span_ok, cooldown_until });
+      // The allocator's inputs ride along unchanged (no calibration store in the signal topology).
+      decisions.push({ instrument: i, eligible, buf, repetition, hazard, calmar, span_ok, cooldown_until, vol: s.vol ?? null, calibration: null });
     }
     this.ctx.forward({ key: String(this.ctx.partition), value: { ts: at, partition: this.ctx.partition, decisions }, timestamp: at }, this.children.partial);
   }
