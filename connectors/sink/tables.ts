@@ -13,6 +13,7 @@ import type { Markout } from '../../streams/markout/markout.ts';
 import type { CostCalibration } from '../../streams/calibration/calibration.ts';
 import type { GateDecision } from '../../streams/gates/evaluate.ts';
 import type { GatesBlob } from '../../streams/gates/blob.ts';
+import type { AllocationOverlay } from '../../streams/allocation/overlay.ts';
 
 export interface TableMapping<T = any> {
   topic: string;
@@ -143,6 +144,14 @@ export const TABLES: Record<string, TableMapping> = {
       const weights = a.weights.length > 0 ? a.weights : [{ instrument: NO_INSTRUMENT, weight: 0, reasons: [] }];
       return weights.map((w) => [runId, a.portfolio, a.seq, iso(a.ts), w.instrument, w.weight, [...w.reasons], a.interval_sec, a.total, a.stale, a.stale_age_sec, a.kill_switch, isoOrNull(a.gates_ts), a.config_hash]);
     },
+  },
+  [TOPICS.allocationOverlay.name]: {
+    topic: TOPICS.allocationOverlay.name,
+    table: 'allocation_overlays',
+    columns: ['run_id', 'ts', 'instrument', 'range_from', 'timeframe', 'cluster', 'hrp_weight', 'scale', 'cvar', 'cvar_scope', 'max_weight', 'dropped', 'config_hash'],
+    conflictKey: ['run_id', 'instrument', 'ts'],
+    row: () => { throw new UsageError('alloc.overlay.v1 maps to one row per instrument: use rowsOf()'); },
+    rows: (o: AllocationOverlay, runId) => o.instruments.map((i) => [runId, iso(o.ts), i.instrument, iso(o.from), o.timeframe, i.cluster, i.hrp_weight, i.scale, i.cvar, i.cvar_scope, i.max_weight, i.dropped, o.config_hash]),
   },
 };
 

@@ -20,6 +20,9 @@ import { SinkDatabase } from '../../connectors/sink/database.ts';
 import { resolvePipelineConfig, runPipeline } from '../pipeline/run.ts';
 import { runCalib } from './calib.ts';
 import { sinkCmd } from './sink.ts';
+import { overlaysCmd } from './overlays.ts';
+import { rewindCmd } from './rewind.ts';
+import { offlineCmd } from './offline.ts';
 import { runIdFlag, type Command } from './command.ts';
 import { redact, stackUp } from '../../ops/stack/index.ts';
 
@@ -232,4 +235,4 @@ const calib: Command = {
   run: (v, positionals) => runCalib(v, positionals, (id) => runIdFlag(id, 'live')),
 };
 
-export const COMMANDS: Record<string, Command> = { generate, import: importCmd, run, sink: sinkCmd, migrate: migrateCmd, demo, calib };
+export const COMMANDS: Record<string, Command> = { generate, import: importCmd, run, sink: sinkCmd, overlays: overlaysCmd, migrate: migrateCmd, demo, calib, offline: offlineCmd, rewind: rewindCmd };

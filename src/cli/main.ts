@@ -4,6 +4,7 @@
  *   sep import <file|dir>... [--kind candles|ticks|orders|fills]
  *   sep run [--run-id ID] [--until-caught-up]
  *   sep sink [--run-id ID] [--topics T,...] [--until-caught-up]
+ *   sep rewind --run-id ID --to-datetime T [--dry-run]
  *   sep migrate
  *   sep demo
  * Exit codes: 0 ok, 1 error (the message says the fix), 2 usage.
@@ -19,8 +20,11 @@ commands:
   generate   write a seeded recorded day (candles, ticks, orders, fills) as NDJSON
   import     import recorded-day files (NDJSON/CSV, .gz) into the input topics
   run        run the pipeline (features, gates, markouts, calibration → topics, TimescaleDB, Redis)
+  offline    run the pipeline's topologies over recorded files in-process (no services) → files
   sink       run only the TimescaleDB sink (topics → hypertables, exactly-once)
+  overlays   compute and publish the allocation overlay (HRP budget, CVaR caps) for a time or a range
   calib      snapshot, verify or load the cost-calibration state
+  rewind     rewind a pipeline run's consumers, state and rows to a time (--dry-run shows the plan)
   migrate    apply the TimescaleDB migrations
   demo       stack up, import the bundled day, run the pipeline, print a summary
 

@@ -35,7 +35,7 @@ import { startHttp } from './http.ts';
 /** The topics the pipeline's TimescaleDB sink writes (each has a mapping in connectors/sink/tables.ts): inputs and outputs. */
 export const SINK_TOPICS = [
   TOPICS.candles.name, TOPICS.ticks.name, TOPICS.orders.name, TOPICS.fills.name,
-  TOPICS.features.name, TOPICS.gates.name, TOPICS.gatesBlob.name, TOPICS.allocations.name, TOPICS.markouts.name, TOPICS.costCalibration.name,
+  TOPICS.features.name, TOPICS.gates.name, TOPICS.gatesBlob.name, TOPICS.allocations.name, TOPICS.allocationOverlay.name, TOPICS.markouts.name, TOPICS.costCalibration.name,
 ];
 
 /** The sink's consumer group for a run: its offsets live in the database (sink_offsets), keyed by it. */

@@ -98,6 +98,12 @@ export interface AllocatorInput {
    * Absent = 1.
    */
   overlay?: Readonly<Record<string, number>>;
+  /**
+   * The latest alloc.overlay.v1 per instrument (overlay.ts): the HRP cluster
+   * scale multiplies the capped target, the CVaR guard caps it at maxWeight
+   * (null: no cap). Applied with `overlay`, before the cost chain.
+   */
+  overlayCaps?: Readonly<Record<string, { scale: number; maxWeight: number | null }>>;
 }
 
 /** One weight of alloc.weights.v1. */
@@ -241,6 +247,14 @@ export function allocate(state: AllocatorState, input: AllocatorInput, cfg: Allo
     if (m < 1) {
       w *= m;
       why(instrument, 'overlay');
+    }
+    const caps = input.overlayCaps && Object.hasOwn(input.overlayCaps, instrument) ? input.overlayCaps[instrument]! : undefined;
+    if (caps) {
+      const capped = Math.min(w * Math.min(1, Math.max(0, caps.scale)), caps.maxWeight === null ? Infinity : Math.max(0, caps.maxWeight));
+      if (capped < w) {
+        w = capped;
+        why(instrument, 'overlay');
+      }
     }
     const chain = applyCostChain(costParamsFor(cfg.cost, instrument), {
       weight: w,

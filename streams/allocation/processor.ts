@@ -33,6 +33,7 @@ import type { Processor, ProcessorContext, StreamRecord } from '../runtime/proce
 import type { KeyValueStore } from '../runtime/stores.ts';
 import type { GatesBlob } from '../gates/blob.ts';
 import type { PartialCalibration } from '../gates/processor.ts';
+import { overlayCaps, type AllocationOverlay } from './overlay.ts';
 import * as metrics from '../runtime/metrics.ts';
 import { allocate, initialAllocatorState, type AllocationStep, type AllocatorBlob, type AllocatorState } from './allocator.ts';
 import type { AllocatorConfig } from './config.ts';
@@ -45,6 +46,8 @@ export interface AllocatorEntry {
   /** The latest blob's instruments' ewma_vol and cost calibrations, from the gates partials (absent in state from before). */
   vols?: Record<string, number>;
   calibrations?: Record<string, PartialCalibration>;
+  /** The latest alloc.overlay.v1 record (HRP scales, CVaR caps); absent before the first. */
+  overlay?: AllocationOverlay | null;
 }
 
 /** What the blob stage hands the allocator per blob. */
@@ -60,7 +63,7 @@ export interface AllocatorProcessorOptions {
   killSwitch?: () => boolean;
 }
 
-export class AllocatorProcessor implements Processor<AllocatorBlobInput> {
+export class AllocatorProcessor implements Processor<AllocatorBlobInput | AllocationOverlay> {
   private ctx!: ProcessorContext;
   private store!: KeyValueStore<AllocatorEntry>;
 
@@ -71,7 +74,13 @@ export class AllocatorProcessor implements Processor<AllocatorBlobInput> {
     this.store = ctx.getStateStore(ALLOCATOR_STORE);
   }
 
-  process({ value: { blob, vols, calibrations } }: StreamRecord<AllocatorBlobInput>): void {
+  process({ value }: StreamRecord<AllocatorBlobInput | AllocationOverlay>): void {
+    if (!('blob' in value)) {
+      // A new overlay (merged by timestamp with the partials): it applies from the next decision on.
+      this.store.put(this.opts.config.portfolio, { ...this.entry(), overlay: value });
+      return;
+    }
+    const { blob, vols, calibrations } = value;
     const intervalMs = this.opts.config.intervalSec * 1000;
     const before = this.entry();
     if (before.blob !== null && before.state.lastTs !== null) {
@@ -90,7 +99,7 @@ export class AllocatorProcessor implements Processor<AllocatorBlobInput> {
 
   private decide(now: number): AllocationStep {
     const e = this.entry();
-    const step = allocate(e.state, { now, blob: e.blob, vols: e.vols, calibrations: e.calibrations, killSwitch: this.opts.killSwitch?.() ?? false }, this.opts.config);
+    const step = allocate(e.state, { now, blob: e.blob, vols: e.vols, calibrations: e.calibrations, overlayCaps: overlayCaps(e.overlay), killSwitch: this.opts.killSwitch?.() ?? false }, this.opts.config);
     this.store.put(this.opts.config.portfolio, { ...e, state: step.state });
     this.ctx.forward({ key: step.decision.portfolio, value: step.decision, timestamp: now });
     publishMetrics(step);

@@ -107,6 +107,7 @@ export interface BlobTopologyOptions extends BlobStageOptions {
   /** Allocator-lite on each blob (streams/allocation/processor.ts); absent: the blob stage alone. */
   allocator?: AllocatorProcessorOptions;
   allocationTopic?: string;
+  overlayTopic?: string;
 }
 
 /** gates.partial.v1 → blob stage → gates.blob.v1 (→ allocator-lite → alloc.weights.v1). */
@@ -119,7 +120,9 @@ export function gatesBlobTopology(opts: BlobTopologyOptions): Topology {
     .addSink('blob-out', opts.blobTopic ?? TOPICS.gatesBlob.name, 'blob');
   const allocator = opts.allocator;
   if (!allocator) return t;
-  return t.addProcessor('allocator', () => new AllocatorProcessor(allocator), 'blob')
+  // The overlay topic has one partition, like gates.partial.v1: the one task reads both, merged by timestamp.
+  return t.addSource('overlay', opts.overlayTopic ?? TOPICS.allocationOverlay.name, (v) => v, { graceMs: Infinity })
+    .addProcessor('allocator', () => new AllocatorProcessor(allocator), 'blob', 'overlay')
     .addStateStore(ALLOCATOR_STORE, () => new KeyValueStore<AllocatorEntry>(ALLOCATOR_STORE), 'allocator')
     .addSink('allocation-out', opts.allocationTopic ?? TOPICS.allocations.name, 'allocator');
 }

@@ -44,6 +44,7 @@ export const TOPICS = {
   gatesPartial: { name: `${PREFIX}gates.partial.v1`, schemaFile: 'gates-partial.avsc', key: 'source partition', partitions: 1, compacted: false },
   gatesBlob: { name: `${PREFIX}gates.blob.v1`, schemaFile: 'gates-blob.avsc', key: 'blob', partitions: 1, compacted: false },
   allocations: { name: `${PREFIX}alloc.weights.v1`, schemaFile: 'allocation.avsc', key: 'portfolio', partitions: 1, compacted: true },
+  allocationOverlay: { name: `${PREFIX}alloc.overlay.v1`, schemaFile: 'allocation-overlay.avsc', key: 'overlay', partitions: 1, compacted: false },
   markouts: { name: `${PREFIX}markout.v1`, schemaFile: 'markout.avsc', key: 'instrument', partitions: null, compacted: false },
   costCalibration: { name: `${PREFIX}calib.cost.v1`, schemaFile: 'cost-calibration.avsc', key: 'instrument', partitions: null, compacted: true },
   deadLetters: { name: `${PREFIX}dlq.v1`, schemaFile: 'dead-letter.avsc', key: 'source topic', partitions: 1, compacted: false },

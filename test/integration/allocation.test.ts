@@ -13,7 +13,7 @@ import path from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { createInterface } from 'node:readline';
 import { Redis } from 'ioredis';
-import { createNamespace, ROOT, sep, urls } from './helpers.ts';
+import { createNamespace, readTopic, ROOT, sep, urls } from './helpers.ts';
 import { TopologyTestDriver } from '../../streams/runtime/test-driver.ts';
 import { TOPICS } from '../../streams/runtime/topics.ts';
 import { createKafka, partitionForKey } from '../../streams/runtime/kafka.ts';
@@ -113,4 +113,25 @@ test('the executor sees every allocation decision of the bundled day exactly onc
   assert.ok(seqs.every((q, i) => q > k && (i === 0 || q > seqs[i - 1]!)), `after ${k}, increasing: ${seqs.join(',')}`);
   assert.equal(seqs.at(-1), last.seq);
   assert.deepEqual(plain(again.got.at(-1)), plain(last));
+});
+
+test('sep overlays computes the HRP budget and CVaR caps from the run\'s hourly candles and publishes them on alloc.overlay.v1 and in Redis', { timeout: 180_000 }, async () => {
+  // One recorded day has ~24 hourly bars per instrument: knobs small enough for it.
+  const knobs = { HRP_LOOKBACK_D: '3', HRP_MIN_OBS: '20', CVAR_MIN_SAMPLES: '20', CLUSTER_MAP: JSON.stringify({ usd: ['EUR_USD', 'GBP_USD', 'AUD_USD', 'NZD_USD'], jpy: ['USD_JPY', 'EUR_JPY', 'GBP_JPY'] }) };
+  const r = await sep(['overlays', '--as-of', '2026-11-16T00:00:00Z', '--run-id', ns.runId], { ...env, ...knobs });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  const budget = await redis.hgetall(`${ns.prefix}hrp:budget:20261116`);
+  assert.deepEqual(Object.keys(budget).sort(), ['jpy', 'other', 'usd']);
+  const total = Object.values(budget).reduce((s, v) => s + (JSON.parse(v) as { max_equity_risk: number }).max_equity_risk, 0);
+  assert.ok(Math.abs(total - 0.1) < 1e-9, `cluster budgets sum to TARGET_RISK_BUDGET: ${total}`);
+  const cvar = JSON.parse((await redis.get(`${ns.prefix}cvar:EUR_USD:1h`))!) as { cvar_r: number; scope: string; last_update: string };
+  assert.ok(cvar.cvar_r < 0 && cvar.scope === 'symbol' && cvar.last_update === '2026-11-16T00:00:00Z', JSON.stringify(cvar));
+  const records = await readTopic(`${ns.prefix}${TOPICS.allocationOverlay.name}`);
+  assert.equal(records.length, 1);
+  assert.equal(Number(records[0]!.timestamp), Date.UTC(2026, 10, 16));
+  // Bad input: a range with no candles is refused, naming it; nothing more is published.
+  const empty = await sep(['overlays', '--as-of', '2025-01-01T00:00:00Z', '--run-id', ns.runId], { ...env, ...knobs });
+  assert.equal(empty.code, 2, empty.stdout + empty.stderr);
+  assert.match(empty.stderr, /no hourly candles for run/);
+  assert.equal((await readTopic(`${ns.prefix}${TOPICS.allocationOverlay.name}`)).length, 1);
 });

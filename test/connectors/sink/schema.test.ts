@@ -15,7 +15,7 @@ after(() => t.close());
 /** Hypertable → time column. */
 const HYPERTABLES: Record<string, string> = {
   candles: 'ts', features: 'ts', markouts: 'fill_ts', cost_calibrations: 'ts',
-  ticks: 'ts', orders: 'ts', fills: 'ts', gate_decisions: 'ts', gates_blobs: 'ts', allocations: 'ts',
+  ticks: 'ts', orders: 'ts', fills: 'ts', gate_decisions: 'ts', gates_blobs: 'ts', allocations: 'ts', allocation_overlays: 'ts',
 };
 /** Continuous aggregate → what it is built on. */
 const AGGREGATES: Record<string, string> = {

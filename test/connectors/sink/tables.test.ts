@@ -13,6 +13,7 @@ import { UsageError } from '../../../streams/runtime/errors.ts';
 import { buildGatesBlob } from '../../../streams/gates/blob.ts';
 import type { GateDecision } from '../../../streams/gates/evaluate.ts';
 import type { Feature } from '../../../streams/features/features.ts';
+import type { AllocationOverlay } from '../../../streams/allocation/overlay.ts';
 import type { Markout } from '../../../streams/markout/markout.ts';
 import type { CostCalibration } from '../../../streams/calibration/calibration.ts';
 import { openTimescale } from './pglite.ts';
@@ -42,6 +43,15 @@ const allocations: Allocation[] = [
   { portfolio: 'main', seq: 42, ts: T0 + 60_000, interval_sec: 60, weights: [], total: 0, stale: true, stale_age_sec: 960, kill_switch: true, gates_ts: null, config_hash: 'c0ffee' },
 ];
 
+const overlay: AllocationOverlay = {
+  ts: T0, from: T0 - 90 * 86_400_000, timeframe: '1h', config_hash: 'c0ffee',
+  budget: { fx_usd: { max_equity_risk: 0.06, scale: 0.8 }, other: { max_equity_risk: 0.04, scale: 1 } },
+  instruments: [
+    { instrument: 'EUR_USD', cluster: 'fx_usd', hrp_weight: 0.6, scale: 0.8, cvar: -0.0021, cvar_scope: 'symbol', max_weight: 2.38, dropped: null },
+    { instrument: 'NZD_USD', cluster: 'other', hrp_weight: null, scale: 1, cvar: null, cvar_scope: 'none', max_weight: null, dropped: 'sparse' },
+  ],
+};
+
 /** A few records per topic, as the sink decodes them (epoch-ms timestamps). */
 async function samples(): Promise<Record<string, unknown[]>> {
   return {
@@ -55,6 +65,7 @@ async function samples(): Promise<Record<string, unknown[]>> {
     [TOPICS.gates.name]: [decision('EUR_USD', true), decision('NZD_USD', false)],
     [TOPICS.gatesBlob.name]: [buildGatesBlob(T0, [decision('EUR_USD', true), decision('USD_JPY', true), decision('NZD_USD', false)]), buildGatesBlob(T0 + 300_000, [])],
     [TOPICS.allocations.name]: allocations,
+    [TOPICS.allocationOverlay.name]: [overlay],
   };
 }
 

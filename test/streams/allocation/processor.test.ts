@@ -13,6 +13,7 @@ import { gatesBlobTopology } from '../../../streams/gates/blob-processor.ts';
 import type { GatesPartial } from '../../../streams/gates/processor.ts';
 import { resolveAllocatorConfig } from '../../../streams/allocation/config.ts';
 import type { AllocationDecision } from '../../../streams/allocation/allocator.ts';
+import type { AllocationOverlay } from '../../../streams/allocation/overlay.ts';
 
 const T0 = Date.UTC(2026, 10, 13, 9);
 const MIN = 60_000;
@@ -30,7 +31,8 @@ function partials(ts: number): GatesPartial[] {
 function driver(killSwitch?: () => boolean) {
   return new TopologyTestDriver(gatesBlobTopology({ expectedPartitions: [0, 1], allocator: { config, killSwitch } }));
 }
-const pipe = (d: TopologyTestDriver, ps: GatesPartial[]) => { for (const p of ps) d.pipeInput(TOPICS.gatesPartial.name, String(p.partition), p, p.ts); };
+// Two sources (partials, overlay): the driver merges by timestamp on flush, so flush to process now.
+const pipe = (d: TopologyTestDriver, ps: GatesPartial[]) => { for (const p of ps) d.pipeInput(TOPICS.gatesPartial.name, String(p.partition), p, p.ts); d.flush(); };
 const decisions = (d: TopologyTestDriver) => d.readOutput(TOPICS.allocations.name).map((o) => ({ ...(o.value as AllocationDecision), key: o.key, timestamp: o.timestamp }));
 
 test('a decision per new blob, keyed by portfolio, in seq order; no extra interval decision while blobs keep coming', () => {
@@ -125,4 +127,28 @@ test('the partials\' vols and calibrations reach the allocator: inverse_vol size
   // k_eff 50 bps per $1k (vs the static 0.1) makes the slippage hit its calibrated cap: smaller weights.
   const calibrated = run(true, true);
   for (const i of ['AAA_USD', 'BBB_USD']) assert.ok(weight(calibrated, i) < weight(sized, i), `${i}: ${weight(calibrated, i)} < ${weight(sized, i)}`);
+});
+
+test('an overlay record on alloc.overlay.v1 applies from its timestamp on: the cluster scale and the CVaR cap shrink targets, reason overlay', () => {
+  const cfg = resolveAllocatorConfig({ ALLOC_TOP_K: 2, PM_RAMP_STEP_PCT: 1 }, {});
+  const d = new TopologyTestDriver(gatesBlobTopology({ expectedPartitions: [0, 1], allocator: { config: cfg } }));
+  const overlay: AllocationOverlay = {
+    ts: T0 + MIN / 2, from: T0 - 90 * 86_400_000, timeframe: '1h', config_hash: 'x',
+    budget: { a: { max_equity_risk: 0.05, scale: 0.5 }, other: { max_equity_risk: 0.05, scale: 1 } },
+    instruments: [
+      { instrument: 'AAA_USD', cluster: 'a', hrp_weight: 0.5, scale: 0.5, cvar: -0.01, cvar_scope: 'symbol', max_weight: 0.5, dropped: null },
+      { instrument: 'BBB_USD', cluster: 'other', hrp_weight: 0.5, scale: 1, cvar: -0.5, cvar_scope: 'symbol', max_weight: 0.01, dropped: null },
+    ],
+  };
+  pipe(d, partials(T0));
+  d.pipeInput(TOPICS.allocationOverlay.name, 'overlay', overlay, overlay.ts);
+  pipe(d, partials(T0 + MIN));
+  const [before, after] = decisions(d);
+  const w = (a: AllocationDecision, i: string) => a.weights.find((x) => x.instrument === i)!;
+  // Before the overlay: equal 0.10 each (cap min(0.30/2, PM_MAX 0.10)), less the cost chain's ~1 %.
+  assert.ok(w(before!, 'AAA_USD').weight > 0.09 && !w(before!, 'AAA_USD').reasons.includes('overlay'));
+  // After: AAA × its cluster's scale 0.5; BBB capped by its CVaR at 0.01 (before the cost chain).
+  assert.ok(Math.abs(w(after!, 'AAA_USD').weight / w(before!, 'AAA_USD').weight - 0.5) < 0.01, `${w(after!, 'AAA_USD').weight}`);
+  assert.ok(w(after!, 'BBB_USD').weight <= 0.01 && w(after!, 'BBB_USD').weight > 0.009, `${w(after!, 'BBB_USD').weight}`);
+  assert.ok(w(after!, 'AAA_USD').reasons.includes('overlay') && w(after!, 'BBB_USD').reasons.includes('overlay'));
 });
