@@ -117,3 +117,68 @@ export class KillSwitchWatcher {
     }
   }
 }
+
+/**
+ * The account's margin, written to Redis by the executor (which holds the
+ * broker account; seed operations-runbook reads it from /api/oanda/account):
+ * `ops:account` = JSON {"marginUsed": number, "marginAvailable": number}.
+ * Polled like the kill switch; `utilisation()` is marginUsed / (marginUsed +
+ * marginAvailable) (operations-reference "Margin gating"), or null while the
+ * key is absent or unreadable — the allocator then keeps its margin latch as
+ * it is. A malformed value is logged once (naming the key and the shape
+ * expected) and treated as absent.
+ */
+export const ACCOUNT_KEY = 'ops:account';
+
+export class AccountWatcher {
+  private value: number | null = null;
+  private timer: NodeJS.Timeout | undefined;
+  private complained = '';
+
+  constructor(private readonly redis: Redis, private readonly key: string, private readonly log?: (line: string) => void, private readonly everyMs = 1000) {}
+
+  utilisation(): number | null {
+    return this.value;
+  }
+
+  async start(): Promise<void> {
+    await this.poll();
+    this.timer = setInterval(() => void this.poll(), this.everyMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  private async poll(): Promise<void> {
+    let raw: string | null;
+    try {
+      raw = await this.redis.get(this.key);
+    } catch (err) {
+      this.complain(`cannot read ${this.key} (keeping the last margin utilisation): ${(err as Error).message}`);
+      return;
+    }
+    this.value = raw === null ? null : this.parse(raw);
+  }
+
+  private parse(raw: string): number | null {
+    try {
+      const a = JSON.parse(raw) as { marginUsed?: unknown; marginAvailable?: unknown };
+      const used = Number(a.marginUsed);
+      const available = Number(a.marginAvailable);
+      if (typeof a.marginUsed === 'number' && typeof a.marginAvailable === 'number' && used >= 0 && available >= 0 && used + available > 0) {
+        this.complained = '';
+        return used / (used + available);
+      }
+    } catch { /* reported below */ }
+    this.complain(`${this.key} = ${raw.slice(0, 80)}: expected JSON {"marginUsed": number ≥ 0, "marginAvailable": number ≥ 0}; margin gating keeps its state until it is fixed`);
+    return null;
+  }
+
+  private complain(message: string): void {
+    if (message === this.complained) return;
+    this.complained = message;
+    this.log?.(`warning: ${message}`);
+  }
+}

@@ -24,7 +24,7 @@ import { TimescaleSink } from '../../connectors/sink/timescale-sink.ts';
 import { TABLES } from '../../connectors/sink/tables.ts';
 import type { SinkDatabase } from '../../connectors/sink/database.ts';
 import { finishRun, startRun, type RunKind } from '../../connectors/sink/runs.ts';
-import { AllocationWeightsMirror, KILL_SWITCH_KEY, KillSwitchWatcher } from '../../connectors/redis/allocation-weights.ts';
+import { ACCOUNT_KEY, AccountWatcher, AllocationWeightsMirror, KILL_SWITCH_KEY, KillSwitchWatcher } from '../../connectors/redis/allocation-weights.ts';
 import { resolveAllocatorConfig, type AllocatorConfig } from '../../streams/allocation/config.ts';
 import { LatestSnapshot } from '../../connectors/redis/latest-snapshot.ts';
 import { GatesBlobMirror } from '../../connectors/redis/gates-blob.ts';
@@ -108,13 +108,15 @@ export async function runPipeline(o: RunOptions): Promise<RunSummary> {
   // Live input of the allocator, namespaced like the topics; each decision records what it saw.
   const killSwitch = new KillSwitchWatcher(o.redis, `${TOPIC_PREFIX}${KILL_SWITCH_KEY}`, o.log);
   await killSwitch.start();
+  const account = new AccountWatcher(o.redis, `${TOPIC_PREFIX}${ACCOUNT_KEY}`, o.log);
+  await account.start();
   const app = new StreamsApp({
     applicationId: `${TOPIC_PREFIX}sep-features-${o.runId}`, topology: pipelineTopology(catalog, { params, gates, markout, calibration }),
     kafka, admin, serde, guarantee, log: o.log,
   });
   const blobApp = new StreamsApp({
     applicationId: `${TOPIC_PREFIX}sep-gates-blob-${o.runId}`,
-    topology: gatesBlobTopology({ expectedPartitions, instrumentsOf, log: o.log, allocator: { config: allocator, killSwitch: () => killSwitch.on } }),
+    topology: gatesBlobTopology({ expectedPartitions, instrumentsOf, log: o.log, allocator: { config: allocator, killSwitch: () => killSwitch.on, marginUtilisation: () => account.utilisation() } }),
     kafka, admin, serde, guarantee, log: o.log,
   });
   const sink = new TimescaleSink({ kafka, serde, database: o.database, producer, topics: SINK_TOPICS, groupId: sinkGroupId(o.runId), runId: o.runId, log: o.log });
@@ -184,6 +186,7 @@ export async function runPipeline(o: RunOptions): Promise<RunSummary> {
     await blobMirror.stop();
     await allocationMirror.stop();
     killSwitch.stop();
+    account.stop();
     await producer.disconnect();
     server?.close();
     if (outcome.status === 'completed') {

@@ -25,9 +25,11 @@
  * State: one entry per portfolio in `allocator-state` — the allocator's state
  * and the latest blob — logged with the outputs.
  *
- * The kill switch from Redis (`ops:kill_switch`) is live input: the pipeline
- * reads it (`killSwitch()`), and each decision records what it saw in
- * `kill_switch`; a replay uses KILL_SWITCH only.
+ * The kill switch (`ops:kill_switch`) and the margin utilisation
+ * (`ops:account`) from Redis are live input: the pipeline reads them
+ * (`killSwitch()`, `marginUtilisation()`), each decision records the kill
+ * switch it saw and its reasons say `margin_pause`; a replay uses KILL_SWITCH
+ * only and no margin.
  */
 import type { Processor, ProcessorContext, StreamRecord } from '../runtime/processor.ts';
 import type { KeyValueStore } from '../runtime/stores.ts';
@@ -61,6 +63,8 @@ export interface AllocatorProcessorOptions {
   config: AllocatorConfig;
   /** The live kill switch (Redis ops:kill_switch); absent in replays and tests. */
   killSwitch?: () => boolean;
+  /** The live margin utilisation (Redis ops:account); null/absent keeps the margin latch as it is. */
+  marginUtilisation?: () => number | null;
 }
 
 export class AllocatorProcessor implements Processor<AllocatorBlobInput | AllocationOverlay> {
@@ -99,7 +103,7 @@ export class AllocatorProcessor implements Processor<AllocatorBlobInput | Alloca
 
   private decide(now: number): AllocationStep {
     const e = this.entry();
-    const step = allocate(e.state, { now, blob: e.blob, vols: e.vols, calibrations: e.calibrations, overlayCaps: overlayCaps(e.overlay), killSwitch: this.opts.killSwitch?.() ?? false }, this.opts.config);
+    const step = allocate(e.state, { now, blob: e.blob, vols: e.vols, calibrations: e.calibrations, overlayCaps: overlayCaps(e.overlay), killSwitch: this.opts.killSwitch?.() ?? false, marginUtilisation: this.opts.marginUtilisation?.() ?? null }, this.opts.config);
     this.store.put(this.opts.config.portfolio, { ...e, state: step.state });
     this.ctx.forward({ key: step.decision.portfolio, value: step.decision, timestamp: now });
     publishMetrics(step);

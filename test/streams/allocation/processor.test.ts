@@ -152,3 +152,16 @@ test('an overlay record on alloc.overlay.v1 applies from its timestamp on: the c
   assert.ok(w(after!, 'BBB_USD').weight <= 0.01 && w(after!, 'BBB_USD').weight > 0.009, `${w(after!, 'BBB_USD').weight}`);
   assert.ok(w(after!, 'AAA_USD').reasons.includes('overlay') && w(after!, 'BBB_USD').reasons.includes('overlay'));
 });
+
+test('margin utilisation read live gates increases with hysteresis (≥ HIGH pauses, < LOW resumes, in between keeps) and never blocks reductions', () => {
+  let margin: number | null = 0.35;
+  const cfg = resolveAllocatorConfig({ ALLOC_TOP_K: 2, PM_RAMP_STEP_PCT: 1, MARGIN_HYST_LOW: 0.25, MARGIN_HYST_HIGH: 0.3 }, {});
+  const d = new TopologyTestDriver(gatesBlobTopology({ expectedPartitions: [0, 1], allocator: { config: cfg, marginUtilisation: () => margin } }));
+  const step = (k: number, m: number | null) => { margin = m; pipe(d, partials(T0 + k * MIN)); };
+  step(0, 0.35); // paused from the start: nothing may increase
+  step(1, 0.27); // between LOW and HIGH: still paused
+  step(2, null); // unknown: the latch stays
+  step(3, 0.2); // below LOW: increases resume
+  const got = decisions(d);
+  assert.deepEqual(got.map((a) => [a.total > 0, a.weights.some((w) => w.reasons.includes('margin_pause'))]), [[false, true], [false, true], [false, true], [true, false]]);
+});
