@@ -11,6 +11,7 @@ import type { Kafka } from 'kafkajs';
 import { createProducer, endOffsets, partitionForKey, readTopicToEnd } from '../../streams/runtime/kafka.ts';
 import type { AvroSerde } from '../../streams/runtime/serde.ts';
 import { TOPICS, TOPIC_PREFIX } from '../../streams/runtime/topics.ts';
+import { resolveConfig } from '../../streams/runtime/config.ts';
 import { StreamsApp, type Guarantee } from '../../streams/runtime/streams-app.ts';
 import { InstrumentCatalog } from '../../streams/model/instruments.ts';
 import { DEFAULT_FEATURE_PARAMS, type FeatureParams } from '../../streams/features/features.ts';
@@ -31,6 +32,10 @@ import { GatesBlobMirror } from '../../connectors/redis/gates-blob.ts';
 import type { Services } from './services.ts';
 import { sleep } from '../../ops/stack/process.ts';
 import { startHttp } from './http.ts';
+
+export const RUN_KNOBS = {
+  SEP_REFRESH_AGGREGATES: { kind: 'boolean', default: false, doc: 'refresh the continuous aggregates when a --until-caught-up run completes (the embedded database runs no refresh policy; the aggregates are real-time either way)' },
+} as const;
 
 /** The topics the pipeline's TimescaleDB sink writes (each has a mapping in connectors/sink/tables.ts): inputs and outputs. */
 export const SINK_TOPICS = [
@@ -189,10 +194,11 @@ export async function runPipeline(o: RunOptions): Promise<RunSummary> {
     account.stop();
     await producer.disconnect();
     server?.close();
-    if (outcome.status === 'completed') {
-      // The continuous aggregates as of the run's end (the embedded database runs no refresh policy;
-      // on a server this saves the real-time part of each query). After the sink stopped: refreshing
-      // cannot run inside a transaction, and the sink shares the connection.
+    if (outcome.status === 'completed' && resolveConfig(RUN_KNOBS).SEP_REFRESH_AGGREGATES) {
+      // The continuous aggregates as of the run's end (the embedded database runs no refresh policy).
+      // Opt-in: the aggregates are real-time (correct without it), and a refresh over a database that
+      // holds many runs takes a minute on the embedded one. After the sink stopped: refreshing cannot
+      // run inside a transaction, and the sink shares the connection.
       const t = Date.now();
       await (await o.database.client()).query('CALL refresh_aggregates()')
         .then(() => o.log(`continuous aggregates refreshed in ${((Date.now() - t) / 1000).toFixed(1)} s`))

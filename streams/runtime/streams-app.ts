@@ -58,6 +58,29 @@ const INPUT_OFFSET_HEADER = 'sep.input.offset';
 /** Output bytes buffered before an intermediate send (half the broker's default message.max.bytes). */
 const MAX_BUFFERED_BYTES = 512 * 1024;
 
+/** Messages in order, cut into sendBatch requests of at most `maxBytes` of keys and values (a larger single message goes alone). */
+export function chunkBySize(byTopic: [string, Message[]][], maxBytes: number): { topic: string; messages: Message[] }[][] {
+  const chunks: { topic: string; messages: Message[] }[][] = [];
+  let chunk: { topic: string; messages: Message[] }[] = [];
+  let bytes = 0;
+  for (const [topic, messages] of byTopic) {
+    for (const m of messages) {
+      const size = (m.value ? (m.value as Buffer).length : 0) + (m.key ? Buffer.byteLength(String(m.key)) : 0);
+      if (bytes > 0 && bytes + size > maxBytes) {
+        chunks.push(chunk);
+        chunk = [];
+        bytes = 0;
+      }
+      const last = chunk.at(-1);
+      if (last?.topic === topic) last.messages.push(m);
+      else chunk.push({ topic, messages: [m] });
+      bytes += size;
+    }
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
+}
+
 export function changelogTopic(applicationId: string, store: string): string {
   return `${applicationId}-${store}-changelog`;
 }
@@ -348,11 +371,14 @@ export class StreamsApp {
       }
       sinceFlush = 0;
       if (buffered === 0) return;
-      const topicMessages = [...out.entries()].map(([t, messages]) => ({ topic: t, messages }));
+      const all = [...out.entries()];
       out.clear();
       buffered = 0;
       bufferedBytes = 0;
-      await sender.sendBatch({ topicMessages, acks: -1 });
+      // The state writes are counted only now, and a backlog can make them large (a blob stage holding
+      // thousands of partials): send in requests of at most MAX_BUFFERED_BYTES, so no partition's record
+      // batch reaches the broker's message.max.bytes. Order per topic is kept; all in the one transaction.
+      for (const topicMessages of chunkBySize(all, MAX_BUFFERED_BYTES)) await sender.sendBatch({ topicMessages, acks: -1 });
     };
     // Counted locally and added once per run: label lookups per record cost more than the counting.
     const counts = { in: new Map<string, number>(), out: new Map<string, number>() };

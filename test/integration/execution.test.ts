@@ -179,7 +179,6 @@ test('replaying the day in a fresh consumer group gives byte-identical markouts 
   const before = await readTopic(markouts);
   const r = await sep(['run', '--run-id', `${ns.runId}-replay`, '--until-caught-up'], ns.env);
   assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
-  assert.match(r.stdout, /continuous aggregates refreshed in [\d.]+ s/, 'a caught-up run refreshes the aggregates');
   const all = await readTopic(markouts);
   assert.equal(all.length, 2 * before.length);
   const byKey = new Map<string, string[]>();
