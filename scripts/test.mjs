@@ -4,7 +4,7 @@
 // test runner. The stack is left running for the next run; `npm run stack:down`
 // stops it. Pass file paths to run only those tests.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 const root = path.resolve(import.meta.dirname, '..');
@@ -17,7 +17,15 @@ function find(dir) {
   });
 }
 
-const files = process.argv.length > 2 ? process.argv.slice(2) : find(path.join(root, 'test'));
+// Paths may be files or directories (a directory runs every *.test.ts under it).
+const missing = process.argv.slice(2).filter((p) => !existsSync(path.resolve(root, p)));
+if (missing.length > 0) {
+  console.error(`npm test: no such test file or directory: ${missing.join(', ')} (give paths under test/, e.g. node scripts/test.mjs test/streams)`);
+  process.exit(2);
+}
+const files = process.argv.length > 2
+  ? process.argv.slice(2).flatMap((p) => (statSync(path.resolve(root, p)).isDirectory() ? find(path.resolve(root, p)) : [p]))
+  : find(path.join(root, 'test'));
 const steps = [
   ['typecheck', process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', root]],
   ['stack', process.execPath, ['--import', 'tsx', 'ops/stack/cli.ts', 'up']],
