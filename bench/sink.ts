@@ -40,10 +40,9 @@
  * prefix and are deleted at the end with the consumer groups; the database
  * server is stopped and its data dir removed, also on failure or a signal.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createReadStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -70,7 +69,6 @@ if (TICKS > FILE_TICKS) {
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const TICKS_FILE = path.join(ROOT, 'data/recorded/2026-11-13/ticks.ndjson.gz');
-const SERVER = path.join(ROOT, 'ops/stack/timescale-server.ts');
 const BENCH_ID = randomBytes(4).toString('hex');
 process.env.SEP_TOPIC_PREFIX = `bench.${BENCH_ID}.`;
 process.env.SEP_PARTITIONS = '3';
@@ -84,7 +82,8 @@ const { TABLES, upsertSql, rowsOf } = await import('../connectors/sink/tables.ts
 const { sinkGroupId } = await import('../src/pipeline/run.ts');
 const { validateRecord } = await import('../streams/model/records.ts');
 const { InstrumentCatalog } = await import('../streams/model/instruments.ts');
-const { timescale } = await import('../ops/stack/timescale.ts');
+const { startPrivateTimescale } = await import('../ops/stack/timescale.ts');
+type PrivateTimescale = import('../ops/stack/timescale.ts').PrivateTimescale;
 
 const TOPIC = TOPICS.ticks.name;
 const MAPPING = TABLES[TOPIC]!;
@@ -97,52 +96,27 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 // ---- the private database ----------------------------------------------------
 
 const dataDir = mkdtempSync(path.join(os.tmpdir(), 'sep-bench-sink-db-'));
-let dbServer: ChildProcess | undefined;
+let db: PrivateTimescale | undefined;
 let dbUrl = '';
 const CLK_TCK = (() => { try { return Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100; } catch { return 100; } })();
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-    s.on('error', reject);
-  });
-}
-
 async function startDatabase(): Promise<void> {
-  const port = await freePort();
-  dbUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
-  let stderr = '';
-  dbServer = spawn(process.execPath, ['--import', 'tsx', SERVER, '--port', String(port), '--data', dataDir], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
-  dbServer.stderr!.on('data', (d) => { stderr += d; });
-  const deadline = Date.now() + 60_000;
-  while (!(await timescale.healthy(dbUrl))) {
-    if (dbServer.exitCode !== null) throw new Error(`private TimescaleDB exited with ${dbServer.exitCode}: ${stderr}`);
-    if (Date.now() > deadline) throw new Error(`private TimescaleDB on ${port} did not start within 60 s: ${stderr}`);
-    await sleep(250);
-  }
-  log(`private TimescaleDB on 127.0.0.1:${port} (pid ${dbServer.pid}, data ${dataDir})`);
+  db = await startPrivateTimescale(dataDir);
+  dbUrl = db.url;
+  log(`private TimescaleDB on 127.0.0.1:${db.port} (pid ${db.pid}, data ${dataDir})`);
 }
 
 async function stopDatabase(): Promise<void> {
-  const child = dbServer;
-  dbServer = undefined;
-  if (child && child.exitCode === null && child.signalCode === null) {
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    await Promise.race([exited, sleep(20_000)]);
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  }
+  const d = db;
+  db = undefined;
+  await d?.stop();
   rmSync(dataDir, { recursive: true, force: true });
   rmSync(`${dataDir}.lock`, { force: true });
 }
 
 /** CPU seconds (user + system) the database server process has used so far. */
 function serverCpu(): number {
-  const pid = dbServer?.pid;
+  const pid = db?.pid;
   if (!pid) return NaN;
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');

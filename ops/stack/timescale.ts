@@ -9,7 +9,9 @@
  * COPY ... FROM STDIN, no background jobs (refresh continuous aggregates and
  * apply policies explicitly), user/database names in the URL are ignored.
  */
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import pg from 'pg';
@@ -69,3 +71,56 @@ export const timescale: LocalService = {
     }
   },
 };
+
+/** A free TCP port on 127.0.0.1 (the OS picks it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+    s.on('error', reject);
+  });
+}
+
+export interface PrivateTimescale {
+  url: string;
+  port: number;
+  /** The server process (its CPU time is the database's). */
+  pid: number | undefined;
+  /** SIGTERM and wait for the clean close, SIGKILL after 20 s (the data dir stays, so it can start again on it). */
+  stop(): Promise<void>;
+}
+
+/**
+ * A private embedded TimescaleDB on its own port and data dir, apart from the
+ * shared stack's single-connection one: for tests and benchmarks that stop it,
+ * restart it or load it heavily.
+ */
+export async function startPrivateTimescale(dataDir: string, port?: number): Promise<PrivateTimescale> {
+  const p = port ?? await freePort();
+  const url = `postgres://postgres@127.0.0.1:${p}/postgres`;
+  let stderr = '';
+  const child = spawn(process.execPath, ['--import', 'tsx', SERVER, '--port', String(p), '--data', dataDir], { stdio: ['ignore', 'ignore', 'pipe'] });
+  child.stderr!.on('data', (d) => { stderr += d; });
+  const deadline = Date.now() + 60_000;
+  while (!(await timescale.healthy(url))) {
+    if (child.exitCode !== null) throw new Error(`private TimescaleDB exited with ${child.exitCode}: ${stderr}`);
+    if (Date.now() > deadline) throw new Error(`private TimescaleDB on ${p} did not start within 60 s: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return {
+    url, port: p, pid: child.pid,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000))]);
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    },
+  };
+}

@@ -8,12 +8,9 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createReadStream } from 'node:fs';
 import path from 'node:path';
-import { createGunzip } from 'node:zlib';
-import { createInterface } from 'node:readline';
 import { Redis } from 'ioredis';
-import { createNamespace, readTopic, ROOT, sep, urls } from './helpers.ts';
+import { createNamespace, readTopic, ROOT, sep, urls, readNdjson } from './helpers.ts';
 import { TopologyTestDriver } from '../../streams/runtime/test-driver.ts';
 import { TOPICS } from '../../streams/runtime/topics.ts';
 import { createKafka, partitionForKey } from '../../streams/runtime/kafka.ts';
@@ -38,13 +35,6 @@ const redis = new Redis(urls.REDIS_URL);
 const kafka = createKafka({ brokers: urls.KAFKA_BROKERS, clientId: 'it-executor' });
 const serde = new AvroSerde(urls.SCHEMA_REGISTRY_URL);
 after(() => redis.disconnect());
-
-async function readNdjson(file: string): Promise<Record<string, unknown>[]> {
-  const input = file.endsWith('.gz') ? createReadStream(file).pipe(createGunzip()) : createReadStream(file);
-  const out: Record<string, unknown>[] = [];
-  for await (const line of createInterface({ input, crlfDelay: Infinity })) if (line.trim()) out.push(JSON.parse(line) as Record<string, unknown>);
-  return out;
-}
 
 /** The offline computation: the live path's topologies (pipelineTopology, then the blob stage with the allocator) in the test driver over the same files. */
 async function offline(): Promise<{ allocations: Allocation[]; partials: GatesPartial[] }> {

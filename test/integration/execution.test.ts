@@ -10,15 +10,13 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createReadStream, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { createServer } from 'node:net';
 import path from 'node:path';
-import { createGunzip } from 'node:zlib';
-import { createInterface } from 'node:readline';
 import avro from 'avsc';
 import pg from 'pg';
-import { createNamespace, readTopic, ROOT, sep, urls } from './helpers.ts';
+import { createNamespace, readTopic, ROOT, sep, urls, readNdjson } from './helpers.ts';
 import { TopologyTestDriver } from '../../streams/runtime/test-driver.ts';
 import { loadSchema, TOPICS } from '../../streams/runtime/topics.ts';
 import { InstrumentCatalog } from '../../streams/model/instruments.ts';
@@ -32,13 +30,6 @@ const ns = createNamespace('exec');
 // The embedded TimescaleDB serves one connection: ours is opened only while no `sep run` is live.
 const db = new pg.Client({ connectionString: urls.DATABASE_URL });
 after(() => db.end().catch(() => {}));
-
-async function readNdjson(file: string): Promise<Record<string, unknown>[]> {
-  const input = file.endsWith('.gz') ? createReadStream(file).pipe(createGunzip()) : createReadStream(file);
-  const out: Record<string, unknown>[] = [];
-  for await (const line of createInterface({ input, crlfDelay: Infinity })) if (line.trim()) out.push(JSON.parse(line) as Record<string, unknown>);
-  return out;
-}
 
 const inputs = Promise.all(FILES.map(async ([topic, file]) => ({ topic, records: await readNdjson(path.join(DAY, file)) })));
 const config = resolvePipelineConfig({});

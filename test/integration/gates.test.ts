@@ -9,14 +9,11 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createReadStream } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
-import { createGunzip } from 'node:zlib';
-import { createInterface } from 'node:readline';
 import avro from 'avsc';
 import { Redis } from 'ioredis';
-import { createNamespace, readTopic, ROOT, sep, urls } from './helpers.ts';
+import { createNamespace, readTopic, ROOT, sep, urls, readNdjson } from './helpers.ts';
 import { TopologyTestDriver } from '../../streams/runtime/test-driver.ts';
 import { loadSchema, TOPICS } from '../../streams/runtime/topics.ts';
 import { partitionForKey } from '../../streams/runtime/kafka.ts';
@@ -40,13 +37,6 @@ const ns = createNamespace('gates');
 const env = { ...ns.env, ...KNOBS };
 const redis = new Redis(urls.REDIS_URL);
 after(() => redis.disconnect());
-
-async function readNdjson(file: string): Promise<Record<string, unknown>[]> {
-  const input = file.endsWith('.gz') ? createReadStream(file).pipe(createGunzip()) : createReadStream(file);
-  const out: Record<string, unknown>[] = [];
-  for await (const line of createInterface({ input, crlfDelay: Infinity })) if (line.trim()) out.push(JSON.parse(line) as Record<string, unknown>);
-  return out;
-}
 
 /** The offline computation: the same topologies in the test driver over the same files. */
 async function offline(): Promise<{ decisions: GateDecision[]; blobs: GatesBlob[] }> {

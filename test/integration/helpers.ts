@@ -5,6 +5,9 @@
  * so tests never see each other's data or the demo's.
  */
 import { spawn } from 'node:child_process';
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { createGunzip } from 'node:zlib';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { recordedServiceUrls } from '../../ops/stack/index.ts';
@@ -43,4 +46,12 @@ export function sep(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 240
 /** Reads a topic from the beginning to its current end with read_committed; returns raw messages. */
 export async function readTopic(topic: string): Promise<TopicRecord[]> {
   return readTopicToEnd(createKafka({ brokers: urls.KAFKA_BROKERS, clientId: 'it-reader' }), topic);
+}
+
+/** Every record of an NDJSON file (gzipped when it ends in .gz), parsed. */
+export async function readNdjson(file: string): Promise<Record<string, unknown>[]> {
+  const input = file.endsWith('.gz') ? createReadStream(file).pipe(createGunzip()) : createReadStream(file);
+  const out: Record<string, unknown>[] = [];
+  for await (const line of createInterface({ input, crlfDelay: Infinity })) if (line.trim()) out.push(JSON.parse(line) as Record<string, unknown>);
+  return out;
 }

@@ -16,54 +16,36 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createReadStream, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { createGunzip } from 'node:zlib';
-import { createServer } from 'node:net';
 import pg from 'pg';
 import { createNamespace, ROOT, sep } from './helpers.ts';
-import { timescale } from '../../ops/stack/timescale.ts';
+import { startPrivateTimescale, type PrivateTimescale } from '../../ops/stack/timescale.ts';
 
 const TICKS = path.join(ROOT, 'data/recorded/2026-11-13/ticks.ndjson.gz');
-const SERVER = path.join(ROOT, 'ops/stack/timescale-server.ts');
 const ns = createNamespace('sinkfault');
 const topic = `${ns.prefix}md.ticks.v1`;
 const dataDir = mkdtempSync(path.join(os.tmpdir(), 'sep-sinkfault-db-'));
 let port = 0;
 let url = '';
 let env: NodeJS.ProcessEnv = {};
-let db: ChildProcess | undefined;
+let db: PrivateTimescale | undefined;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-    s.on('error', reject);
-  });
-}
-
+/** (Re)starts the private database on its port and data dir. */
 async function startDatabase(): Promise<void> {
-  db = spawn(process.execPath, ['--import', 'tsx', SERVER, '--port', String(port), '--data', dataDir], { cwd: ROOT, stdio: 'ignore' });
-  const deadline = Date.now() + 60_000;
-  while (!(await timescale.healthy(url))) {
-    if (Date.now() > deadline) throw new Error(`private TimescaleDB on ${port} did not start`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  db = await startPrivateTimescale(dataDir, port || undefined);
+  port = db.port;
+  url = db.url;
 }
 
 async function stopDatabase(): Promise<void> {
-  const child = db;
+  const d = db;
   db = undefined;
-  if (!child || child.exitCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await exited;
+  await d?.stop();
 }
 
 /** A `sep sink` child whose output lines are collected; `waitFor` resolves at the first line matching. */
@@ -109,10 +91,8 @@ async function distinctTickKeys(): Promise<number> {
 }
 
 before(async () => {
-  port = await freePort();
-  url = `postgres://postgres@127.0.0.1:${port}/postgres`;
-  env = { ...ns.env, DATABASE_URL: url };
   await startDatabase();
+  env = { ...ns.env, DATABASE_URL: url };
   const imported = await sep(['import', TICKS], env);
   assert.equal(imported.code, 0, imported.stdout + imported.stderr);
 });

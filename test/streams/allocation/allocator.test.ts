@@ -10,6 +10,7 @@ import {
 import { resolveAllocatorConfig, costParamsFor, type AllocationKnob, type AllocatorConfig } from '../../../streams/allocation/config.ts';
 import { applyCostChain } from '../../../streams/allocation/cost-chain.ts';
 import type { CostCalibration } from '../../../streams/calibration/calibration.ts';
+import { rng } from '../../support/random.ts';
 
 const T0 = Date.UTC(2026, 0, 5, 12);
 const SEC = 1000;
@@ -369,14 +370,3 @@ test('invariants on random inputs (seeded): total ≤ target, caps, ramp, kill s
   }
 });
 
-/** mulberry32: a seeded generator, so a failing random case is reproducible from its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

@@ -3,16 +3,8 @@ import assert from 'node:assert/strict';
 import { computeOverlay, logReturnsOf, overlayCaps } from '../../../streams/allocation/overlay.ts';
 import { resolveOverlayConfig } from '../../../streams/allocation/overlay-config.ts';
 import { empiricalCvar, cutoffOf } from '../../../streams/allocation/cvar.ts';
+import { rng } from '../../support/random.ts';
 
-/** mulberry32: the same closes on every run. */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const T = Date.UTC(2026, 10, 16);
 const instruments = ['AAA_USD', 'BBB_USD', 'CCC_USD', 'DDD_USD'];

@@ -5,18 +5,8 @@ import {
   RP_MAX_SWEEPS, SIZING_MODES,
 } from '../../../streams/allocation/sizing.ts';
 import { problemsOf } from '../../support/config-problems.ts';
+import { rng } from '../../support/random.ts';
 
-/** mulberry32: a seeded generator, so a failing random case is reproducible from its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const sum = (xs: readonly number[]) => xs.reduce((s, x) => s + x, 0);
 const pct2 = (xs: readonly number[]) => xs.map((x) => Math.round(x * 10_000) / 100);

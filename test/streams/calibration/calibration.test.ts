@@ -10,6 +10,7 @@ import { DEFAULT_CALIBRATION_CONFIG, type CalibrationConfig } from '../../../str
 import { alphaFrom } from '../../../streams/features/ewma.ts';
 import { InputError } from '../../../streams/runtime/errors.ts';
 import type { Fill, OrderEvent } from '../../../streams/model/records.ts';
+import { rng } from '../../support/random.ts';
 
 const T0 = Date.parse('2026-11-13T10:00:00Z');
 const cfg = (over: Partial<CalibrationConfig> = {}): CalibrationConfig => ({ ...DEFAULT_CALIBRATION_CONFIG, ...over });
@@ -164,16 +165,6 @@ test('fill rate by hand: filled at 0, cancelled at h (α ½), filled at 3h (α �
 // k_eff and cap_eff_bps against a direct weighted computation
 // ---------------------------------------------------------------------------
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('k_eff = Σ w x y / Σ w x² and cap_eff = μ + 3σ with the adjust=False weights w_0 = (1−α)^(n−1), w_i = α(1−α)^(n−1−i), to 1e-10', () => {
   const r = rng(6);

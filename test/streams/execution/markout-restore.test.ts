@@ -13,6 +13,7 @@ import { KeyValueStore, type ChangelogWrite } from '../../../streams/runtime/sto
 import { MARKOUT_AGG_STORE, MARKOUT_FILLS_STORE, MARKOUT_TICKS_STORE, MarkoutProcessor } from '../../../streams/execution/processors.ts';
 import type { MarkoutConfig } from '../../../streams/markout/config.ts';
 import { DEFAULT_MARKOUT_CONFIG } from '../../../streams/markout/config.ts';
+import { rng } from '../../support/random.ts';
 
 const TOPICS = { ticks: 'ticks', fills: 'fills', orders: 'orders' };
 const CONFIG: MarkoutConfig = { ...DEFAULT_MARKOUT_CONFIG, horizonsMs: [200, 500, 1000, 5000], graceMs: 1500, dedupeWindowMs: 3000 };
@@ -30,15 +31,6 @@ function topology(): Topology {
 
 interface In { topic: string; key: string; value: Record<string, unknown>; ts: number }
 
-/** mulberry32, so the stream is the same on every run. */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function stream(n: number): In[] {
   const rand = rng(7);

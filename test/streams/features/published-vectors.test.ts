@@ -12,6 +12,7 @@ import {
 } from '../../../streams/features/ewma.ts';
 import { ConfigError, InputError } from '../../../streams/runtime/errors.ts';
 import type { Candle } from '../../../streams/model/records.ts';
+import { rng } from '../../support/random.ts';
 
 const near = (actual: number | null, expected: number, tol: number, what: string) =>
   assert.ok(actual !== null && Math.abs(actual - expected) <= tol, `${what}: ${actual} ≠ ${expected} (±${tol})`);
@@ -282,17 +283,6 @@ test('α = ½ right after a missing row keeps the documented weights, not pandas
   near(runAlpha([0, NaN, 4], 0.5)[2]!, 8 / 3, 1e-15, 'α ½ after a gap');
 });
 
-/** Deterministic pseudo-random numbers (mulberry32), so the vectors below are the same on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('EWMA by α equals the direct weighted sum (1−α)^t·x0 + Σ α(1−α)^(t−i)·x_i to 1e-12 (no gaps)', () => {
   const r = rng(1);

@@ -6,18 +6,10 @@ import {
 } from '../../../streams/markout/aggregate.ts';
 import { DEFAULT_MARKOUT_CONFIG, resolveMarkoutConfig } from '../../../streams/markout/config.ts';
 import type { Color } from '../../../streams/model/records.ts';
+import { rng } from '../../support/random.ts';
 
 const m = (horizon_ms: number, color: Color, markout_bps: number) => ({ horizon_ms, color, markout_bps });
 
-/** mulberry32, seeded. */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('fixed point: round(bps · 1e4) half away from zero, sums exact where floating point drifts and beyond 2^53, in any order', () => {
   assert.equal(bpsToInt(1.23456), 12346n);

@@ -8,6 +8,7 @@ import { TICK_SEGMENT_MS, type TickSegment } from '../../../streams/markout/asof
 import { DEFAULT_MARKOUT_CONFIG } from '../../../streams/markout/config.ts';
 import { InputError } from '../../../streams/runtime/errors.ts';
 import type { Color, Side } from '../../../streams/model/records.ts';
+import { rng } from '../../support/random.ts';
 
 const T0 = Date.UTC(2026, 10, 13, 12);
 const I = 'EUR_USD';
@@ -189,15 +190,6 @@ test('a horizon dropped from the configuration drains its pending fills; new fil
   assert.deepEqual(state.pending.map((p) => p.horizonMs), [200, 1000]);
 });
 
-/** mulberry32: a small seeded generator, so the random stream is the same on every run. */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('a long random stream with out-of-order records: every fill gets exactly one result per horizon, equal to a brute-force as-of join, and state stays bounded', () => {
   const params: MarkoutParams = { horizonsMs: [0, 200, 500, 1000, 5000, 60_000], graceMs: 2000, dedupeWindowMs: 10_000 };
