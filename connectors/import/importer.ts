@@ -6,8 +6,7 @@
  * valid rest is imported. Keys are the instrument, so per-instrument order is
  * the file's order.
  */
-import { createReadStream, readdirSync, statSync } from 'node:fs';
-import { createGunzip } from 'node:zlib';
+import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { InputError, UsageError, type RejectReason } from '../../streams/runtime/errors.ts';
 import { deadLetterOf, DLQ_TOPIC } from '../../streams/runtime/dead-letter.ts';
@@ -17,7 +16,7 @@ import type { AvroSerde } from '../../streams/runtime/serde.ts';
 import type { Message, Producer } from '../../streams/runtime/kafka.ts';
 import { FIELDS, validateRecord, type RecordKind } from '../../streams/model/records.ts';
 import type { InstrumentCatalog } from '../../streams/model/instruments.ts';
-import { formatOf, readRawLines } from './read-lines.ts';
+import { countLines, formatOf, readRawLines } from './read-lines.ts';
 import { Progress } from '../progress.ts';
 
 export const KIND_TOPIC: Record<RecordKind, string> = {
@@ -149,16 +148,6 @@ export async function importFile(deps: ImportDeps, file: string, kind: RecordKin
   await flush();
   progress.finish();
   return report;
-}
-
-async function countLines(file: string): Promise<number> {
-  let n = 0;
-  const input = createReadStream(file);
-  const stream = file.endsWith('.gz') ? input.pipe(createGunzip()) : input;
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
-    for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) n++;
-  }
-  return n;
 }
 
 export function formatReport(r: FileReport): string {

@@ -15,6 +15,18 @@ export type RawLine =
 
 export type FileFormat = 'ndjson' | 'csv';
 
+/** Lines in a file (plain or .gz), read as raw bytes: a progress total. */
+export async function countLines(file: string): Promise<number> {
+  let n = 0;
+  const input = createReadStream(file);
+  const stream = file.endsWith('.gz') ? input.pipe(createGunzip()) : input;
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) n++;
+  }
+  return n;
+}
+
+
 export function formatOf(file: string): FileFormat | undefined {
   const base = file.replace(/\.gz$/, '');
   if (/\.(ndjson|jsonl)$/i.test(base)) return 'ndjson';

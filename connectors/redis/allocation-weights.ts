@@ -80,66 +80,19 @@ export class AllocationWeightsMirror {
   }
 }
 
-/** The kill switch in Redis (`ops:kill_switch`, seed name, before the key prefix): on when "1", "true" or "on". */
-export const KILL_SWITCH_KEY = 'ops:kill_switch';
-
 /**
- * Polls `ops:kill_switch` so the allocator can read it synchronously. A
- * Redis error keeps the last value known and is logged once per outage.
+ * Reads one Redis key every `everyMs` so a processor can ask for its value
+ * synchronously (a live input). A Redis error keeps the last value and is
+ * logged once per outage; `read` turns the raw value (null: absent) into the
+ * watcher's state.
  */
-export class KillSwitchWatcher {
-  on = false;
-  private timer: NodeJS.Timeout | undefined;
-  private failing = false;
-
-  constructor(private readonly redis: Redis, private readonly key: string, private readonly log?: (line: string) => void, private readonly everyMs = 1000) {}
-
-  async start(): Promise<void> {
-    await this.poll();
-    this.timer = setInterval(() => void this.poll(), this.everyMs);
-    this.timer.unref();
-  }
-
-  stop(): void {
-    clearInterval(this.timer);
-  }
-
-  private async poll(): Promise<void> {
-    try {
-      const v = await this.redis.get(this.key);
-      const on = v !== null && ['1', 'true', 'on'].includes(v.trim().toLowerCase());
-      if (on !== this.on) this.log?.(`kill switch ${this.key} is ${on ? 'ON: allocation increases blocked' : 'off'}`);
-      this.on = on;
-      this.failing = false;
-    } catch (err) {
-      if (!this.failing) this.log?.(`cannot read the kill switch ${this.key} (keeping ${this.on ? 'ON' : 'off'}): ${(err as Error).message}`);
-      this.failing = true;
-    }
-  }
-}
-
-/**
- * The account's margin, written to Redis by the executor (which holds the
- * broker account; seed operations-runbook reads it from /api/oanda/account):
- * `ops:account` = JSON {"marginUsed": number, "marginAvailable": number}.
- * Polled like the kill switch; `utilisation()` is marginUsed / (marginUsed +
- * marginAvailable) (operations-reference "Margin gating"), or null while the
- * key is absent or unreadable — the allocator then keeps its margin latch as
- * it is. A malformed value is logged once (naming the key and the shape
- * expected) and treated as absent.
- */
-export const ACCOUNT_KEY = 'ops:account';
-
-export class AccountWatcher {
-  private value: number | null = null;
+abstract class RedisKeyWatcher {
   private timer: NodeJS.Timeout | undefined;
   private complained = '';
 
-  constructor(private readonly redis: Redis, private readonly key: string, private readonly log?: (line: string) => void, private readonly everyMs = 1000) {}
+  constructor(protected readonly redis: Redis, readonly key: string, protected readonly log?: (line: string) => void, private readonly everyMs = 1000) {}
 
-  utilisation(): number | null {
-    return this.value;
-  }
+  protected abstract read(raw: string | null): void;
 
   async start(): Promise<void> {
     await this.poll();
@@ -149,6 +102,12 @@ export class AccountWatcher {
 
   stop(): void {
     clearInterval(this.timer);
+  }
+
+  /** Logs `message` once until a different one (or none) comes. */
+  protected complain(message: string | undefined): void {
+    if (message !== undefined && message !== this.complained) this.log?.(`warning: ${message}`);
+    this.complained = message ?? '';
   }
 
   private async poll(): Promise<void> {
@@ -156,29 +115,59 @@ export class AccountWatcher {
     try {
       raw = await this.redis.get(this.key);
     } catch (err) {
-      this.complain(`cannot read ${this.key} (keeping the last margin utilisation): ${(err as Error).message}`);
+      this.complain(`cannot read ${this.key} (keeping its last value): ${(err as Error).message}`);
       return;
     }
+    this.read(raw);
+  }
+}
+
+/** The kill switch in Redis (`ops:kill_switch`, seed name, before the key prefix): on when "1", "true" or "on". */
+export const KILL_SWITCH_KEY = 'ops:kill_switch';
+
+export class KillSwitchWatcher extends RedisKeyWatcher {
+  on = false;
+
+  protected read(raw: string | null): void {
+    const on = raw !== null && ['1', 'true', 'on'].includes(raw.trim().toLowerCase());
+    if (on !== this.on) this.log?.(`kill switch ${this.key} is ${on ? 'ON: allocation increases blocked' : 'off'}`);
+    this.on = on;
+    this.complain(undefined);
+  }
+}
+
+/**
+ * The account's margin, written to Redis by the executor (which holds the
+ * broker account; seed operations-runbook reads it from /api/oanda/account):
+ * `ops:account` = JSON {"marginUsed": number, "marginAvailable": number}.
+ * `utilisation()` is marginUsed / (marginUsed + marginAvailable)
+ * (operations-reference "Margin gating"), or null while the key is absent or
+ * unreadable — the allocator then keeps its margin latch as it is. A
+ * malformed value is logged once (naming the key and the shape expected) and
+ * treated as absent.
+ */
+export const ACCOUNT_KEY = 'ops:account';
+
+export class AccountWatcher extends RedisKeyWatcher {
+  private value: number | null = null;
+
+  utilisation(): number | null {
+    return this.value;
+  }
+
+  protected read(raw: string | null): void {
     this.value = raw === null ? null : this.parse(raw);
   }
 
   private parse(raw: string): number | null {
     try {
       const a = JSON.parse(raw) as { marginUsed?: unknown; marginAvailable?: unknown };
-      const used = Number(a.marginUsed);
-      const available = Number(a.marginAvailable);
-      if (typeof a.marginUsed === 'number' && typeof a.marginAvailable === 'number' && used >= 0 && available >= 0 && used + available > 0) {
-        this.complained = '';
-        return used / (used + available);
+      if (typeof a.marginUsed === 'number' && typeof a.marginAvailable === 'number' && a.marginUsed >= 0 && a.marginAvailable >= 0 && a.marginUsed + a.marginAvailable > 0) {
+        this.complain(undefined);
+        return a.marginUsed / (a.marginUsed + a.marginAvailable);
       }
     } catch { /* reported below */ }
     this.complain(`${this.key} = ${raw.slice(0, 80)}: expected JSON {"marginUsed": number ≥ 0, "marginAvailable": number ≥ 0}; margin gating keeps its state until it is fixed`);
     return null;
-  }
-
-  private complain(message: string): void {
-    if (message === this.complained) return;
-    this.complained = message;
-    this.log?.(`warning: ${message}`);
   }
 }

@@ -28,8 +28,7 @@
  * `elapsed_ms` is a function of the input files, the knobs and the partition
  * count: the same run twice gives byte-identical files.
  */
-import { createReadStream, mkdirSync, statSync } from 'node:fs';
-import { createGunzip } from 'node:zlib';
+import { mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { InputError, UsageError, type RejectReason } from '../../streams/runtime/errors.ts';
 import { partitionForKey } from '../../streams/runtime/kafka.ts';
@@ -39,28 +38,16 @@ import type { Topology } from '../../streams/runtime/topology.ts';
 import { TOPICS, TOPIC_PREFIX, type TopicSpec } from '../../streams/runtime/topics.ts';
 import { FIELDS, validateRecord, type RecordKind } from '../../streams/model/records.ts';
 import type { InstrumentCatalog } from '../../streams/model/instruments.ts';
-import type { FeatureParams } from '../../streams/features/features.ts';
-import type { GatesConfig } from '../../streams/gates/config.ts';
-import type { MarkoutConfig } from '../../streams/markout/config.ts';
-import type { CalibrationConfig } from '../../streams/calibration/config.ts';
-import type { AllocatorConfig } from '../../streams/allocation/config.ts';
-import { pipelineTopology } from '../../streams/execution/topology.ts';
+import { fingerprintedKnobs, pipelineTopology, type PipelineKnobs } from '../../streams/execution/topology.ts';
 import { gatesBlobTopology } from '../../streams/gates/blob-processor.ts';
 import { KIND_TOPIC, resolveImportFiles, type FileReport } from '../import/importer.ts';
-import { formatOf, readRawLines } from '../import/read-lines.ts';
+import { countLines, formatOf, readRawLines } from '../import/read-lines.ts';
 import { configFingerprint } from '../sink/runs.ts';
 import { Progress } from '../progress.ts';
 import { LineFile, RecordWriter, schemaColumns, type OutputFormat } from './output.ts';
 
 /** The processor knobs, as `resolvePipelineConfig()` (src/pipeline/run.ts) resolves them for `sep run`. */
-export interface OfflineConfig {
-  catalog: InstrumentCatalog;
-  params: FeatureParams;
-  gates: GatesConfig;
-  markout: MarkoutConfig;
-  calibration: CalibrationConfig & { emitIntervalSec: number };
-  allocator: AllocatorConfig;
-}
+export type OfflineConfig = PipelineKnobs;
 
 export interface OfflineOptions {
   /** Files or directories, as `sep import` takes them (.ndjson/.jsonl/.csv, optionally .gz). */
@@ -171,7 +158,7 @@ export async function runOffline(o: OfflineOptions): Promise<OfflineResult> {
   prepareOutDir(o.outDir);
   const { catalog, params, gates, markout, calibration, allocator } = o.config;
   // The object `sep run` fingerprints into runs.config_hash (src/pipeline/run.ts): equal knobs, equal hash.
-  const { hash: configHash } = configFingerprint({ instruments: catalog.list(), params, gates, markout, calibration, allocator });
+  const { hash: configHash } = configFingerprint(fingerprintedKnobs(o.config));
 
   const topology = pipelineTopology(catalog, { params, gates, markout, calibration });
   let progress: Progress | undefined;
@@ -396,13 +383,3 @@ function prepareOutDir(dir: string): void {
   if (!st.isDirectory()) throw new UsageError(`--out ${dir} is a file: give a directory (it is created when missing)`);
 }
 
-/** Lines in a file (plain or .gz): the progress total. */
-async function countLines(file: string): Promise<number> {
-  let n = 0;
-  const input = createReadStream(file);
-  const stream = file.endsWith('.gz') ? input.pipe(createGunzip()) : input;
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
-    for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) n++;
-  }
-  return n;
-}

@@ -14,6 +14,7 @@ import type { CostCalibration } from '../../streams/calibration/calibration.ts';
 import type { GateDecision } from '../../streams/gates/evaluate.ts';
 import type { GatesBlob } from '../../streams/gates/blob.ts';
 import type { AllocationOverlay } from '../../streams/allocation/overlay.ts';
+import type { AllocationDecision } from '../../streams/allocation/allocator.ts';
 
 export interface TableMapping<T = any> {
   topic: string;
@@ -34,25 +35,8 @@ export function rowsOf<T>(m: TableMapping<T>, value: T, runId: string): unknown[
   return m.rows ? m.rows(value, runId) : [m.row(value, runId)];
 }
 
-/**
- * alloc.weights.v1 (schemas/avro/allocation.avsc), field for field the
- * allocator's AllocationDecision (streams/allocation/allocator.ts). Declared
- * here so the sink does not wait on the allocator; either type fits the mapping.
- */
-export interface Allocation {
-  portfolio: string;
-  seq: number;
-  /** Epoch ms. */
-  ts: number;
-  interval_sec: number;
-  weights: { instrument: string; weight: number; reasons: string[] }[];
-  total: number;
-  stale: boolean;
-  stale_age_sec: number | null;
-  kill_switch: boolean;
-  gates_ts: number | null;
-  config_hash: string;
-}
+/** alloc.weights.v1 (schemas/avro/allocation.avsc), as allocator-lite produces it. */
+export type Allocation = AllocationDecision;
 
 /** The allocations row of a decision without weights: every seq is in the table (sql/timescale/006). */
 export const NO_INSTRUMENT = '';

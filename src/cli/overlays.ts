@@ -87,6 +87,7 @@ export const overlaysCmd: Command = {
     const times = asOfTimes(v);
     const runId = runIdFlag(v['run-id'], 'live');
     const portfolio = String(v.portfolio ?? 'main');
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(portfolio)) throw new UsageError(`--portfolio ${JSON.stringify(portfolio)}: use 1–64 letters, digits, '.', '_' or '-' (the ALLOC_PORTFOLIO of the run)`);
     const config = resolveOverlayConfig();
     if (config.hrp.timeframe !== '1h') throw new UsageError(`HRP_TIMEFRAME=${config.hrp.timeframe}: sep overlays reads candles_1h; use 1h`);
     const { hash } = configFingerprint(config);

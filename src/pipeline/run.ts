@@ -14,19 +14,19 @@ import { TOPICS, TOPIC_PREFIX } from '../../streams/runtime/topics.ts';
 import { resolveConfig } from '../../streams/runtime/config.ts';
 import { StreamsApp, type Guarantee } from '../../streams/runtime/streams-app.ts';
 import { InstrumentCatalog } from '../../streams/model/instruments.ts';
-import { DEFAULT_FEATURE_PARAMS, type FeatureParams } from '../../streams/features/features.ts';
+import { DEFAULT_FEATURE_PARAMS } from '../../streams/features/features.ts';
 import { resolveRegimeParams } from '../../streams/features/regime.ts';
-import { resolveGatesConfig, type GatesConfig } from '../../streams/gates/config.ts';
-import { pipelineTopology, resolveExecutionConfig } from '../../streams/execution/topology.ts';
-import { resolveMarkoutConfig, type MarkoutConfig } from '../../streams/markout/config.ts';
-import { resolveCalibrationConfig, type CalibrationConfig } from '../../streams/calibration/config.ts';
+import { resolveGatesConfig } from '../../streams/gates/config.ts';
+import { fingerprintedKnobs, pipelineTopology, resolveExecutionConfig, type PipelineKnobs } from '../../streams/execution/topology.ts';
+import { resolveMarkoutConfig } from '../../streams/markout/config.ts';
+import { resolveCalibrationConfig } from '../../streams/calibration/config.ts';
 import { gatesBlobTopology } from '../../streams/gates/blob-processor.ts';
 import { TimescaleSink } from '../../connectors/sink/timescale-sink.ts';
 import { TABLES } from '../../connectors/sink/tables.ts';
 import type { SinkDatabase } from '../../connectors/sink/database.ts';
 import { finishRun, startRun, type RunKind } from '../../connectors/sink/runs.ts';
 import { ACCOUNT_KEY, AccountWatcher, AllocationWeightsMirror, KILL_SWITCH_KEY, KillSwitchWatcher } from '../../connectors/redis/allocation-weights.ts';
-import { resolveAllocatorConfig, type AllocatorConfig } from '../../streams/allocation/config.ts';
+import { resolveAllocatorConfig } from '../../streams/allocation/config.ts';
 import { LatestSnapshot } from '../../connectors/redis/latest-snapshot.ts';
 import { GatesBlobMirror } from '../../connectors/redis/gates-blob.ts';
 import type { Services } from './services.ts';
@@ -69,13 +69,7 @@ export interface RunOptions {
   config?: PipelineConfig;
 }
 
-export interface PipelineConfig {
-  catalog: InstrumentCatalog;
-  params: FeatureParams;
-  gates: GatesConfig;
-  markout: MarkoutConfig;
-  calibration: CalibrationConfig & { emitIntervalSec: number };
-  allocator: AllocatorConfig;
+export interface PipelineConfig extends PipelineKnobs {
   /** Accepted but changed values (e.g. a clamped pair buffer), to log once. */
   warnings: string[];
 }
@@ -130,8 +124,7 @@ export async function runPipeline(o: RunOptions): Promise<RunSummary> {
   const blobMirror = new GatesBlobMirror({ kafka, serde, redis: o.redis, groupId: `${TOPIC_PREFIX}sep-gates-blob-mirror-${o.runId}`, keyPrefix: TOPIC_PREFIX, gates });
   const allocationMirror = new AllocationWeightsMirror({ kafka, serde, redis: o.redis, groupId: `${TOPIC_PREFIX}sep-allocation-mirror-${o.runId}`, keyPrefix: TOPIC_PREFIX, log: o.log });
   const server = await startHttp(o.httpPort ?? 0, () => ({ status: app.state === 'running' && blobApp.state === 'running' && sink.state === 'running' ? 'ok' : app.state, features: app.state, gatesBlob: blobApp.state, sink: sink.state }));
-  const config = { instruments: catalog.list(), params, gates, markout, calibration, allocator };
-  const configHash = await startRun(await o.database.client(), { runId: o.runId, kind: o.kind ?? 'live', config });
+  const configHash = await startRun(await o.database.client(), { runId: o.runId, kind: o.kind ?? 'live', config: fingerprintedKnobs({ catalog, params, gates, markout, calibration, allocator }) });
   o.log(`run ${o.runId} (${o.kind ?? 'live'}), config ${configHash.slice(0, 12)}`);
   let outcome: { status: 'completed' | 'stopped' | 'failed'; error?: string } = { status: 'stopped' };
   try {

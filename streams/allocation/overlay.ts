@@ -17,6 +17,7 @@
 import { hrpOverlay, clusterOf, type HrpBudget } from './hrp.ts';
 import { cvarWeightCap, cvarWithFallback, type CvarScope } from './cvar.ts';
 import type { OverlayConfig } from './overlay-config.ts';
+import { InputError } from '../runtime/errors.ts';
 
 export interface OverlayInstrument {
   instrument: string;
@@ -96,4 +97,25 @@ export function overlayCaps(overlay: AllocationOverlay | null | undefined): Reco
   const out: Record<string, { scale: number; maxWeight: number | null }> = {};
   for (const i of overlay?.instruments ?? []) out[i.instrument] = { scale: i.scale, maxWeight: i.max_weight };
   return out;
+}
+
+/**
+ * Checks an alloc.overlay.v1 record before the allocator uses it (the topic
+ * takes records from `sep overlays` or any other producer): a bad one is
+ * rejected with the field named — the runtime dead-letters it and the
+ * allocator keeps the overlay it had.
+ */
+export function validateOverlay(v: unknown): AllocationOverlay {
+  const o = v as AllocationOverlay;
+  const bad = (field: string, message: string) => new InputError('invalid_value', field, `${message} (alloc.overlay.v1; sep overlays writes valid records)`);
+  if (!Number.isSafeInteger(o?.ts)) throw bad('ts', `must be epoch ms, got ${o?.ts}`);
+  if (!Array.isArray(o.instruments)) throw bad('instruments', 'must be an array');
+  o.instruments.forEach((i, k) => {
+    const at = `instruments[${k}]`;
+    if (typeof i.instrument !== 'string' || i.instrument === '') throw bad(`${at}.instrument`, 'must be a non-empty string');
+    if (!(Number.isFinite(i.scale) && i.scale >= 0 && i.scale <= 1)) throw bad(`${at}.scale`, `must be in [0, 1], got ${i.scale}`);
+    if (i.max_weight !== null && !(Number.isFinite(i.max_weight) && i.max_weight >= 0)) throw bad(`${at}.max_weight`, `must be null or a finite number ≥ 0, got ${i.max_weight}`);
+    if (i.cvar !== null && !Number.isFinite(i.cvar)) throw bad(`${at}.cvar`, `must be null or finite, got ${i.cvar}`);
+  });
+  return o;
 }

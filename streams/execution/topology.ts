@@ -19,6 +19,9 @@ import type { InstrumentCatalog } from '../model/instruments.ts';
 import { signalTopology, type SignalTopologyOptions } from '../gates/topology.ts';
 import type { MarkoutConfig } from '../markout/config.ts';
 import type { CalibrationConfig } from '../calibration/config.ts';
+import type { AllocatorConfig } from '../allocation/config.ts';
+import type { FeatureParams } from '../features/features.ts';
+import type { GatesConfig } from '../gates/config.ts';
 import { CALIBRATION_STORE, CalibrationProcessor, MARKOUT_AGG_STORE, MARKOUT_FILLS_STORE, MARKOUT_TICKS_STORE, MarkoutProcessor, type CalibrationEntry } from './processors.ts';
 import type { PendingFill } from '../markout/markout.ts';
 import type { TickSegment } from '../markout/asof.ts';
@@ -30,6 +33,26 @@ export const EXECUTION_KNOBS = {
 
 export function resolveExecutionConfig(env: NodeJS.ProcessEnv = process.env): { emitIntervalSec: number } {
   return { emitIntervalSec: resolveConfig(EXECUTION_KNOBS, {}, env).CALIB_EMIT_INTERVAL_SEC };
+}
+
+/**
+ * Every processor knob of the pipeline, resolved (src/pipeline/run.ts
+ * resolvePipelineConfig): what `sep run` and `sep offline` run the topologies
+ * with, and what a run's config hash covers.
+ */
+export interface PipelineKnobs {
+  catalog: InstrumentCatalog;
+  params: FeatureParams;
+  gates: GatesConfig;
+  markout: MarkoutConfig;
+  calibration: CalibrationConfig & { emitIntervalSec: number };
+  allocator: AllocatorConfig;
+}
+
+/** The knobs as the plain object a run's `runs.config` / config hash is computed from (the same for every path). */
+export function fingerprintedKnobs(k: PipelineKnobs): Record<string, unknown> {
+  const { catalog, params, gates, markout, calibration, allocator } = k;
+  return { instruments: catalog.list(), params, gates, markout, calibration, allocator };
 }
 
 export interface PipelineTopologyOptions extends SignalTopologyOptions {

@@ -22,6 +22,7 @@ import { TOPICS } from '../runtime/topics.ts';
 import { buildGatesBlob, type GatesBlob } from './blob.ts';
 import type { GateDecision } from './evaluate.ts';
 import type { GatesPartial } from './processor.ts';
+import { validateOverlay } from '../allocation/overlay.ts';
 import { ALLOCATOR_STORE, AllocatorProcessor, type AllocatorBlobInput, type AllocatorEntry, type AllocatorProcessorOptions } from '../allocation/processor.ts';
 
 export const BLOB_PARTIALS_STORE = 'gates-partials';
@@ -121,7 +122,7 @@ export function gatesBlobTopology(opts: BlobTopologyOptions): Topology {
   const allocator = opts.allocator;
   if (!allocator) return t;
   // The overlay topic has one partition, like gates.partial.v1: the one task reads both, merged by timestamp.
-  return t.addSource('overlay', opts.overlayTopic ?? TOPICS.allocationOverlay.name, (v) => v, { graceMs: Infinity })
+  return t.addSource('overlay', opts.overlayTopic ?? TOPICS.allocationOverlay.name, validateOverlay, { graceMs: Infinity })
     .addProcessor('allocator', () => new AllocatorProcessor(allocator), 'blob', 'overlay')
     .addStateStore(ALLOCATOR_STORE, () => new KeyValueStore<AllocatorEntry>(ALLOCATOR_STORE), 'allocator')
     .addSink('allocation-out', opts.allocationTopic ?? TOPICS.allocations.name, 'allocator');

@@ -10,7 +10,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { createNamespace, readTopic, ROOT, sep, urls, readNdjson } from './helpers.ts';
+import { createNamespace, readTopic, ROOT, sep, urls, readNdjson, ONE_DAY_KNOBS } from './helpers.ts';
 import { TopologyTestDriver } from '../../streams/runtime/test-driver.ts';
 import { TOPICS } from '../../streams/runtime/topics.ts';
 import { createKafka, partitionForKey } from '../../streams/runtime/kafka.ts';
@@ -23,12 +23,7 @@ import { subscribeAllocations, type Allocation } from '../../connectors/executor
 import { allocationWeightsJson } from '../../connectors/redis/allocation-weights.ts';
 
 const DAY = path.join(ROOT, 'data/recorded/2026-11-13');
-// As in gates.test.ts: knobs that make the random-walk day's gates flip, so the allocator has something to size.
-const KNOBS = {
-  EVAL_INTERVAL_SEC: '300', GATES_BLOB_MAX_AGE_SEC: '900', GATES_SPAN_DAYS: '0.25', SPAN_MIN_BARS: '120', SPAN_MAX_MISSING_BARS: '30',
-  GUARD_MIN_COHERENCE: '0.05', GATES_MIN_TRADES: '2', ECHO_MIN_REPETITIONS: '1', ECHO_HAZARD_MAX: '1',
-  ALLOC_INTERVAL_SEC: '300',
-};
+const KNOBS = ONE_DAY_KNOBS;
 const ns = createNamespace('alloc');
 const env = { ...ns.env, ...KNOBS };
 const redis = new Redis(urls.REDIS_URL);

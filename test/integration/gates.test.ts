@@ -13,7 +13,7 @@ import { createServer } from 'node:net';
 import path from 'node:path';
 import avro from 'avsc';
 import { Redis } from 'ioredis';
-import { createNamespace, readTopic, ROOT, sep, urls, readNdjson } from './helpers.ts';
+import { createNamespace, readTopic, ROOT, sep, urls, readNdjson, ONE_DAY_KNOBS } from './helpers.ts';
 import { TopologyTestDriver } from '../../streams/runtime/test-driver.ts';
 import { loadSchema, TOPICS } from '../../streams/runtime/topics.ts';
 import { partitionForKey } from '../../streams/runtime/kafka.ts';
@@ -27,12 +27,7 @@ import type { GateDecision } from '../../streams/gates/evaluate.ts';
 import type { GatesBlob } from '../../streams/gates/blob.ts';
 
 const DAY = path.join(ROOT, 'data/recorded/2026-11-13');
-// Knobs for one recorded day: 6-hour spans, 5-minute evaluations, a coherence guard
-// low enough for the random-walk day to trade (docs/regime.md), so gates flip.
-const KNOBS = {
-  EVAL_INTERVAL_SEC: '300', GATES_BLOB_MAX_AGE_SEC: '900', GATES_SPAN_DAYS: '0.25', SPAN_MIN_BARS: '120', SPAN_MAX_MISSING_BARS: '30',
-  GUARD_MIN_COHERENCE: '0.05', GATES_MIN_TRADES: '2', ECHO_MIN_REPETITIONS: '1', ECHO_HAZARD_MAX: '1',
-};
+const KNOBS = ONE_DAY_KNOBS;
 const ns = createNamespace('gates');
 const env = { ...ns.env, ...KNOBS };
 const redis = new Redis(urls.REDIS_URL);

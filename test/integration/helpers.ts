@@ -55,3 +55,14 @@ export async function readNdjson(file: string): Promise<Record<string, unknown>[
   for await (const line of createInterface({ input, crlfDelay: Infinity })) if (line.trim()) out.push(JSON.parse(line) as Record<string, unknown>);
   return out;
 }
+
+/**
+ * Knobs for one recorded day: 6-hour spans, 5-minute evaluations (and
+ * allocation intervals), a coherence guard low enough for the random-walk day
+ * to trade (docs/regime.md), so gates flip and the allocator sizes something.
+ */
+export const ONE_DAY_KNOBS = {
+  EVAL_INTERVAL_SEC: '300', GATES_BLOB_MAX_AGE_SEC: '900', GATES_SPAN_DAYS: '0.25', SPAN_MIN_BARS: '120', SPAN_MAX_MISSING_BARS: '30',
+  GUARD_MIN_COHERENCE: '0.05', GATES_MIN_TRADES: '2', ECHO_MIN_REPETITIONS: '1', ECHO_HAZARD_MAX: '1',
+  ALLOC_INTERVAL_SEC: '300',
+};

@@ -16,18 +16,13 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import avro from 'avsc';
-import { createNamespace, readTopic, ROOT, sep, urls } from './helpers.ts';
+import { createNamespace, readTopic, ROOT, sep, urls, ONE_DAY_KNOBS } from './helpers.ts';
 import { createKafka } from '../../streams/runtime/kafka.ts';
 import { loadSchema, TOPICS, type TopicSpec } from '../../streams/runtime/topics.ts';
 import type { OfflineSummary } from '../../connectors/replay/offline.ts';
 
 const DAY = path.join(ROOT, 'data/recorded/2026-11-13');
-// test/integration/allocation.test.ts's KNOBS: one recorded day's gates flip and the allocator sizes something.
-const KNOBS = {
-  EVAL_INTERVAL_SEC: '300', GATES_BLOB_MAX_AGE_SEC: '900', GATES_SPAN_DAYS: '0.25', SPAN_MIN_BARS: '120', SPAN_MAX_MISSING_BARS: '30',
-  GUARD_MIN_COHERENCE: '0.05', GATES_MIN_TRADES: '2', ECHO_MIN_REPETITIONS: '1', ECHO_HAZARD_MAX: '1',
-  ALLOC_INTERVAL_SEC: '300',
-};
+const KNOBS = ONE_DAY_KNOBS;
 const ns = createNamespace('offline');
 const env = { ...ns.env, ...KNOBS };
 const kafka = createKafka({ brokers: urls.KAFKA_BROKERS, clientId: 'it-offline' });

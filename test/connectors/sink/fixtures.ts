@@ -121,7 +121,7 @@ export function synthAllocations(gates: readonly { instrument: string; ts: numbe
     const sum = top.reduce((s, g) => s + g.calmar, 0);
     const weights = top.map((g) => {
       const w = Math.min(0.15, (0.3 * g.calmar) / sum);
-      return { instrument: g.instrument, weight: w, reasons: w === 0.15 ? ['capped'] : [] };
+      return { instrument: g.instrument, weight: w, reasons: w === 0.15 ? ['capped' as const] : [] };
     });
     const hour = new Date(ts).getUTCHours();
     const friday = new Date(ts).getUTCDay() === 5;

@@ -165,3 +165,15 @@ test('margin utilisation read live gates increases with hysteresis (≥ HIGH pau
   const got = decisions(d);
   assert.deepEqual(got.map((a) => [a.total > 0, a.weights.some((w) => w.reasons.includes('margin_pause'))]), [[false, true], [false, true], [false, true], [true, false]]);
 });
+
+test('a bad overlay record is rejected naming the field (dead-lettered by the runtime); the allocator keeps deciding without it', () => {
+  const d = driver();
+  pipe(d, partials(T0));
+  const bad = { ts: T0 + 1, from: T0 - 1, timeframe: '1h', config_hash: 'x', budget: {}, instruments: [{ instrument: 'AAA_USD', cluster: 'a', hrp_weight: null, scale: Number.NaN, cvar: null, cvar_scope: 'none', max_weight: null, dropped: null }] };
+  d.pipeInput(TOPICS.allocationOverlay.name, 'overlay', bad, bad.ts);
+  pipe(d, partials(T0 + MIN));
+  assert.deepEqual(d.rejections.map((r) => [r.topic, r.error.reason, (r.error as { field?: string }).field]), [[TOPICS.allocationOverlay.name, 'invalid_value', 'instruments[0].scale']]);
+  const got = decisions(d);
+  assert.equal(got.length, 2);
+  assert.ok(got[1]!.weights.every((w) => !w.reasons.includes('overlay')));
+});
