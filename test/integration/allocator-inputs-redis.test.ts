@@ -7,7 +7,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { createNamespace, urls } from './helpers.ts';
-import { AccountWatcher, KillSwitchWatcher } from '../../connectors/redis/allocation-weights.ts';
+import { AccountWatcher, KillSwitchWatcher } from '../../connectors/redis/allocator-inputs.ts';
 
 const ns = createNamespace('alloc-inputs');
 const redis = new Redis(urls.REDIS_URL!);

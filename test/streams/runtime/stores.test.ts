@@ -74,16 +74,3 @@ test('a window store evicting a window at a time (moving its head, compacting no
   assert.equal(restored.size(), store.size());
   for (const key of keys) assert.deepEqual(restored.fetch(key, -Infinity, Infinity), store.fetch(key, -Infinity, Infinity));
 });
-
-test('a send is cut into requests of at most the byte limit, in order, a message larger than the limit alone (no record batch over message.max.bytes)', async () => {
-  const { chunkBySize } = await import('../../../streams/runtime/streams-app.ts');
-  const msg = (n: number, key = 'k') => ({ key, value: Buffer.alloc(n) });
-  const chunks = chunkBySize([['out', [msg(300), msg(300)]], ['changelog', [msg(500), msg(2000), msg(10)]]], 1000);
-  assert.deepEqual(chunks.map((c) => c.map((t) => [t.topic, t.messages.map((m) => (m.value as Buffer).length)])), [
-    [['out', [300, 300]]],
-    [['changelog', [500]]],
-    [['changelog', [2000]]],
-    [['changelog', [10]]],
-  ]);
-  assert.deepEqual(chunkBySize([], 1000), []);
-});
