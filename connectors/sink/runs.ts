@@ -21,15 +21,32 @@ export function configFingerprint(config: unknown): { json: unknown; hash: strin
   return { json, hash: createHash('sha256').update(canonicalJson(json), 'utf8').digest('hex') };
 }
 
-export async function startRun(db: pg.ClientBase, run: { runId: string; kind: RunKind; config: unknown; rangeFrom?: number | null; rangeTo?: number | null }): Promise<string> {
+export interface RunStart {
+  runId: string;
+  kind: RunKind;
+  config: unknown;
+  /** A replay's range [from, to), epoch ms. */
+  rangeFrom?: number | null;
+  rangeTo?: number | null;
+  /** The pair a canary replay's run belongs to. */
+  canary?: { id: string; color: 'blue' | 'green' } | null;
+  /** The state snapshot the run was seeded from; null: clean state. */
+  snapshot?: string | null;
+  /** {topic: {partition: offset}} a bounded run stops at. */
+  endOffsets?: Record<string, Record<string, string>> | null;
+}
+
+export async function startRun(db: pg.ClientBase, run: RunStart): Promise<string> {
   const { json, hash } = configFingerprint(run.config);
   const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
   await db.query(
-    `INSERT INTO runs (run_id, kind, config_hash, config, range_from, range_to, status)
-     VALUES ($1, $2, $3, $4, $5, $6, 'running')
+    `INSERT INTO runs (run_id, kind, config_hash, config, range_from, range_to, canary_id, color, snapshot, end_offsets, status)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'running')
      ON CONFLICT (run_id) DO UPDATE SET kind = EXCLUDED.kind, config_hash = EXCLUDED.config_hash, config = EXCLUDED.config,
-       range_from = EXCLUDED.range_from, range_to = EXCLUDED.range_to, status = 'running', error = NULL, finished_at = NULL, updated_at = now()`,
-    [run.runId, run.kind, hash, JSON.stringify(json), iso(run.rangeFrom), iso(run.rangeTo)]);
+       range_from = EXCLUDED.range_from, range_to = EXCLUDED.range_to, canary_id = EXCLUDED.canary_id, color = EXCLUDED.color,
+       snapshot = EXCLUDED.snapshot, end_offsets = EXCLUDED.end_offsets, status = 'running', error = NULL, finished_at = NULL, updated_at = now()`,
+    [run.runId, run.kind, hash, JSON.stringify(json), iso(run.rangeFrom), iso(run.rangeTo), run.canary?.id ?? null, run.canary?.color ?? null,
+      run.snapshot ?? null, run.endOffsets ? JSON.stringify(run.endOffsets) : null]);
   return hash;
 }
 

@@ -62,6 +62,8 @@ export class TimescaleSink {
   /** `${topic}/${partition}` → how far the sink has read, counting transaction markers past the last row. */
   private readonly reached = new Map<string, bigint>();
   rowsWritten = 0;
+  /** Rows written per table. */
+  readonly rowsByTable = new Map<string, number>();
   /** Times the database went away while the sink ran. */
   outages = 0;
   private recovery: Promise<void> | undefined;
@@ -73,6 +75,7 @@ export class TimescaleSink {
   async start(): Promise<void> {
     this.state = 'starting';
     const rows = await this.loadStoredOffsets(await this.opts.database.client());
+    await this.opts.database.release();
     // The database says where we are: align the group's Kafka offsets with it before joining
     // (the group is ours and not running yet), instead of racing a seek against the join.
     // Only where Kafka's copy differs (a crash between the database commit and Kafka's): each
@@ -302,6 +305,7 @@ export class TimescaleSink {
       this.stored.set(`${topic}/${partition}`, next);
       const written = rows.length - rejected.length;
       this.rowsWritten += written;
+      this.rowsByTable.set(mapping.table, (this.rowsByTable.get(mapping.table) ?? 0) + written);
       sinkRows.inc({ table: mapping.table }, written);
     } finally {
       stop();
@@ -320,6 +324,7 @@ export class TimescaleSink {
       await db.query('BEGIN');
       await body(db);
       await db.query('COMMIT');
+      await this.opts.database.release();
     } catch (err) {
       await db.query('ROLLBACK').catch(() => {});
       const kind = err instanceof SepError ? 'fatal' : classifyDatabaseError(err);

@@ -19,7 +19,7 @@ import { CALIBRATION_STORE, type CalibrationEntry } from '../../streams/executio
 import { readSnapshotFile, writeSnapshotFile } from '../../streams/calibration/snapshot.ts';
 import { resolveCalibrationConfig } from '../../streams/calibration/config.ts';
 import type { CalibrationState } from '../../streams/calibration/calibration.ts';
-import { connectServices } from '../pipeline/services.ts';
+import { connectServices, type Services } from '../pipeline/services.ts';
 
 type Values = Record<string, string | boolean | undefined>;
 
@@ -67,26 +67,36 @@ export async function runCalib(v: Values, positionals: string[], runIdFlag: (v: 
       log(`${out}: ${Object.keys(state).length} instruments from ${topic}, created_at ${new Date(createdAt).toISOString()}`);
       return 0;
     }
-    const snapshot = await readSnapshotFile(existingFile(file, 'sep calib load FILE --run-id ID'), { maxBytes });
-    // Only a run that has not started: loading under live state would mix two histories.
-    const existing = (await services.admin.listTopics()).includes(topic) ? (await services.admin.fetchTopicOffsets(topic)).some((o) => o.high !== o.low || o.high !== '0') : false;
-    if (existing) throw new UsageError(`run ${runId} already has calibration state (${topic} is not empty); load into a new run id`);
-    const partitions = (await services.admin.fetchTopicMetadata({ topics: [TOPICS.candles.name] })).topics[0]!.partitions.length;
-    await ensureTopics(services.admin, [{ name: topic, partitions, compacted: true }], partitions);
-    const producer = await createProducer(services.kafka);
-    try {
-      // Into the partition of the instrument's task, without an input stamp: restore applies it as it is.
-      const messages = Object.entries(snapshot.state).map(([instrument, calib]) => ({
-        key: instrument, partition: partitionForKey(instrument, partitions),
-        value: JSON.stringify({ calib, quote: null, emittedAt: null } satisfies CalibrationEntry),
-      }));
-      await producer.send({ topic, messages, acks: -1 });
-    } finally {
-      await producer.disconnect();
-    }
+    const snapshot = await loadCalibrationSnapshot(services, runId, existingFile(file, 'sep calib load FILE --run-id ID'), maxBytes);
     log(`${file}: ${snapshot.instrumentCount} instruments loaded into ${topic}; \`sep run --run-id ${runId}\` starts from them`);
     return 0;
   } finally {
     await services.close();
   }
+}
+
+/**
+ * Seeds run ID's calibration store from a snapshot file (verified first):
+ * refused when the run already has calibration state.
+ */
+export async function loadCalibrationSnapshot(services: Services, runId: string, file: string, maxBytes: number): Promise<{ instrumentCount: number }> {
+  const topic = calibrationChangelog(runId);
+  const snapshot = await readSnapshotFile(file, { maxBytes });
+  // Only a run that has not started: loading under live state would mix two histories.
+  const existing = (await services.admin.listTopics()).includes(topic) ? (await services.admin.fetchTopicOffsets(topic)).some((o) => o.high !== o.low || o.high !== '0') : false;
+  if (existing) throw new UsageError(`run ${runId} already has calibration state (${topic} is not empty); load into a new run id`);
+  const partitions = (await services.admin.fetchTopicMetadata({ topics: [TOPICS.candles.name] })).topics[0]!.partitions.length;
+  await ensureTopics(services.admin, [{ name: topic, partitions, compacted: true }], partitions);
+  const producer = await createProducer(services.kafka);
+  try {
+    // Into the partition of the instrument's task, without an input stamp: restore applies it as it is.
+    const messages = Object.entries(snapshot.state).map(([instrument, calib]) => ({
+      key: instrument, partition: partitionForKey(instrument, partitions),
+      value: JSON.stringify({ calib, quote: null, emittedAt: null } satisfies CalibrationEntry),
+    }));
+    await producer.send({ topic, messages, acks: -1 });
+  } finally {
+    await producer.disconnect();
+  }
+  return snapshot;
 }

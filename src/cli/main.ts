@@ -5,6 +5,7 @@
  *   sep run [--run-id ID] [--until-caught-up]
  *   sep sink [--run-id ID] [--topics T,...] [--until-caught-up]
  *   sep rewind --run-id ID --to-datetime T [--dry-run]
+ *   sep replay --from T1 --to T2 [--run-id ID] [--config FILE] [--snapshot FILE] | --delete ID
  *   sep migrate
  *   sep demo
  * Exit codes: 0 ok, 1 error (the message says the fix), 2 usage.
@@ -25,6 +26,7 @@ commands:
   overlays   compute and publish the allocation overlay (HRP budget, CVaR caps) for a time or a range
   calib      snapshot, verify or load the cost-calibration state
   rewind     rewind a pipeline run's consumers, state and rows to a time (--dry-run shows the plan)
+  replay     replay a time range of the input topics as an isolated run (own topics, rows, no Redis)
   migrate    apply the TimescaleDB migrations
   demo       stack up, import the bundled day, run the pipeline, print a summary
 

@@ -22,21 +22,12 @@ import { applyRewind, formatPlan, planChanges, planRewind, RewindRefusedError, t
 import { recordedServiceUrls } from '../../ops/stack/index.ts';
 import { connectDatabase } from '../pipeline/services.ts';
 import { resolvePipelineConfig, SINK_TOPICS, sinkGroupId, type PipelineConfig } from '../pipeline/run.ts';
-import { runIdFlag, type Command } from './command.ts';
+import { datetimeFlag, runIdFlag, type Command } from './command.ts';
 import type pg from 'pg';
 
 const log = (line: string) => console.log(line);
 
-/** An ISO-8601 date-time with its zone (Z or ±hh:mm): a rewind time must not depend on the machine's time zone. */
-const DATETIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2})$/;
-
-export function datetimeFlag(v: string | boolean | undefined): number {
-  if (v === undefined || v === true) throw new UsageError('sep rewind: --to-datetime is required: the time to rewind to, e.g. --to-datetime 2026-11-13T12:00:00Z');
-  const s = String(v);
-  const ms = DATETIME.test(s) ? Date.parse(s) : NaN;
-  if (!Number.isFinite(ms)) throw new UsageError(`--to-datetime ${JSON.stringify(s)}: give an ISO-8601 time with its zone, e.g. 2026-11-13T12:00:00Z or 2026-11-13T13:00:00+01:00`);
-  return ms;
-}
+export { datetimeFlag } from './command.ts';
 
 /**
  * What `sep run --run-id ID` creates: the two stream apps (their sources, the

@@ -30,6 +30,7 @@ import { ACCOUNT_KEY, AccountWatcher, KILL_SWITCH_KEY, KillSwitchWatcher } from 
 import { resolveAllocatorConfig } from '../../streams/allocation/config.ts';
 import { LatestSnapshot } from '../../connectors/redis/latest-snapshot.ts';
 import { GatesBlobMirror } from '../../connectors/redis/gates-blob.ts';
+import { offsetsJson } from '../../connectors/replay/replay.ts';
 import type { Services } from './services.ts';
 import { sleep } from '../../ops/stack/process.ts';
 import { startHttp } from './http.ts';
@@ -44,6 +45,11 @@ export const SINK_TOPICS = [
   TOPICS.features.name, TOPICS.gates.name, TOPICS.gatesBlob.name, TOPICS.allocations.name, TOPICS.allocationOverlay.name, TOPICS.markouts.name, TOPICS.costCalibration.name,
 ];
 
+/** What a replay's sink writes: the topics the run produces (its inputs are the live topics' records, written by the live run). */
+export const REPLAY_SINK_TOPICS = [
+  TOPICS.features.name, TOPICS.gates.name, TOPICS.gatesBlob.name, TOPICS.allocations.name, TOPICS.markouts.name, TOPICS.costCalibration.name,
+];
+
 /** The sink's consumer group for a run: its offsets live in the database (sink_offsets), keyed by it. */
 export const sinkGroupId = (runId: string) => `${TOPIC_PREFIX}sep-sink-${runId}`;
 
@@ -54,8 +60,11 @@ export interface RunOptions {
   services: Services;
   /** The sink's database connection (reconnects after an outage). */
   database: SinkDatabase;
-  redis: Redis;
+  /** The live run's Redis (snapshots, kill switch, account); a replay has none. */
+  redis?: Redis;
   runId: string;
+  /** A replay (`sep replay`): bounded inputs, no Redis; the outputs' namespace is SEP_OUTPUT_PREFIX's. */
+  replay?: ReplayBounds;
   /** The `runs` row's kind (default live). */
   kind?: RunKind;
   guarantee?: Guarantee;
@@ -68,6 +77,24 @@ export interface RunOptions {
   httpPort?: number;
   /** Resolved processor knobs (default: from the environment). */
   config?: PipelineConfig;
+  /** The line logged every 5 s while waiting to catch up, from the signal app's positions (default: every consumer's positions). */
+  progress?: (what: string, features: ReadonlyMap<string, bigint>) => string;
+  /** More for the runs row's summary when the run ends (a replay's counts). */
+  summaryExtra?: () => Record<string, unknown>;
+}
+
+/** What makes a run a replay: its range and where on each input it stops. */
+export interface ReplayBounds {
+  /** The range [from, to), epoch ms, for the runs row. */
+  from: number;
+  to: number;
+  /** Per input topic and partition, the offset the run starts at (its first record at or after `from`). */
+  starts: Map<string, Map<number, bigint>>;
+  /** Per input topic and partition, the offset the run stops before (its first record at or after `to`). */
+  stops: Map<string, Map<number, bigint>>;
+  canary?: { id: string; color: 'blue' | 'green' };
+  /** A calibration snapshot the run's state was seeded from (`sep calib load`), for the runs row. */
+  snapshot?: string;
 }
 
 export interface PipelineConfig extends PipelineKnobs {
@@ -88,7 +115,10 @@ export function resolvePipelineConfig(env: NodeJS.ProcessEnv = process.env): Pip
 
 export interface RunSummary {
   rows: number;
+  /** Rows written per table. */
+  rowsByTable: Record<string, number>;
   elapsedMs: number;
+  configHash: string;
 }
 
 function describePositions(parts: Record<string, Map<string | number, bigint>>): string {
@@ -105,37 +135,46 @@ export async function runPipeline(o: RunOptions): Promise<RunSummary> {
   const instrumentsOf = (p: number) => catalog.list().filter((i) => partitionForKey(i, partitions) === p);
   const expectedPartitions = [...new Set(catalog.list().map((i) => partitionForKey(i, partitions)))];
   const producer = await createProducer(kafka);
-  // Live input of the allocator, namespaced like the topics; each decision records what it saw.
-  const killSwitch = new KillSwitchWatcher(o.redis, `${TOPIC_PREFIX}${KILL_SWITCH_KEY}`, o.log);
-  await killSwitch.start();
-  const account = new AccountWatcher(o.redis, `${TOPIC_PREFIX}${ACCOUNT_KEY}`, o.log);
-  await account.start();
+  // Live inputs of the allocator, namespaced like the topics; each decision records what it saw.
+  // A replay has none (docs/replay.md): its decisions are those of a run with the switch off and no account.
+  const live = o.replay ? undefined : liveRedisParts(o, gates);
+  await live?.killSwitch.start();
+  await live?.account.start();
+  const flat = (offsets: Map<string, Map<number, bigint>>) => new Map([...offsets].flatMap(([t, parts]) => [...parts].map(([p, off]) => [`${t}/${p}`, off] as const)));
+  const stopAt = o.replay && flat(o.replay.stops);
+  const startAt = o.replay && flat(o.replay.starts);
   const app = new StreamsApp({
     applicationId: `${TOPIC_PREFIX}sep-features-${o.runId}`, topology: pipelineTopology(catalog, { params, gates, markout, calibration }),
-    kafka, admin, serde, guarantee, log: o.log,
+    kafka, admin, serde, guarantee, log: o.log, stopAt, startAt,
   });
+  const allocatorInputs = live ? { killSwitch: () => live.killSwitch.on, marginUtilisation: () => live.account.utilisation() } : {};
   const blobApp = new StreamsApp({
     applicationId: `${TOPIC_PREFIX}sep-gates-blob-${o.runId}`,
-    topology: gatesBlobTopology({ expectedPartitions, instrumentsOf, log: o.log, allocator: { config: allocator, killSwitch: () => killSwitch.on, marginUtilisation: () => account.utilisation() } }),
-    kafka, admin, serde, guarantee, log: o.log,
+    topology: gatesBlobTopology({ expectedPartitions, instrumentsOf, log: o.log, allocator: { config: allocator, ...allocatorInputs } }),
+    kafka, admin, serde, guarantee, log: o.log, stopAt, startAt,
   });
-  const sink = new TimescaleSink({ kafka, serde, database: o.database, producer, topics: SINK_TOPICS, groupId: sinkGroupId(o.runId), runId: o.runId, log: o.log });
-  const snapshot = new LatestSnapshot({ kafka, serde, redis: o.redis, topic: TOPICS.features.name, hashKey: LATEST_FEATURES_KEY, groupId: `${TOPIC_PREFIX}sep-snapshot-${o.runId}` });
-  // Namespaced like the topics, so a test or a second stack on one Redis cannot overwrite the live blob.
-  const blobMirror = new GatesBlobMirror({ kafka, serde, redis: o.redis, groupId: `${TOPIC_PREFIX}sep-gates-blob-mirror-${o.runId}`, keyPrefix: TOPIC_PREFIX, gates });
-  const allocationMirror = new AllocationWeightsMirror({ kafka, serde, redis: o.redis, groupId: `${TOPIC_PREFIX}sep-allocation-mirror-${o.runId}`, keyPrefix: TOPIC_PREFIX, log: o.log });
+  const sinkTopics = o.replay ? REPLAY_SINK_TOPICS : SINK_TOPICS;
+  const sink = new TimescaleSink({ kafka, serde, database: o.database, producer, topics: sinkTopics, groupId: sinkGroupId(o.runId), runId: o.runId, log: o.log });
   const server = await startHttp(o.httpPort ?? 0, () => ({ status: app.state === 'running' && blobApp.state === 'running' && sink.state === 'running' ? 'ok' : app.state, features: app.state, gatesBlob: blobApp.state, sink: sink.state }));
-  const configHash = await startRun(await o.database.client(), { runId: o.runId, kind: o.kind ?? 'live', config: fingerprintedKnobs({ catalog, params, gates, markout, calibration, allocator }) });
-  o.log(`run ${o.runId} (${o.kind ?? 'live'}), config ${configHash.slice(0, 12)}`);
+  const kind = o.kind ?? (o.replay ? 'replay' : 'live');
+  const configHash = await startRun(await o.database.client(), {
+    runId: o.runId, kind, config: fingerprintedKnobs({ catalog, params, gates, markout, calibration, allocator }),
+    rangeFrom: o.replay?.from, rangeTo: o.replay?.to, canary: o.replay?.canary, snapshot: o.replay?.snapshot,
+    endOffsets: o.replay && offsetsJson(o.replay.stops),
+  });
+  await o.database.release();
+  o.log(`run ${o.runId} (${kind}), config ${configHash.slice(0, 12)}`);
   let outcome: { status: 'completed' | 'stopped' | 'failed'; error?: string } = { status: 'stopped' };
+  let summary: RunSummary = { rows: 0, rowsByTable: {}, elapsedMs: 0, configHash };
   try {
     await app.start();
     await blobApp.start();
     await sink.start();
-    await snapshot.start();
-    await blobMirror.start();
-    await allocationMirror.start();
-    o.log(`pipeline running (run ${o.runId}): ${TOPICS.ticks.name} + ${TOPICS.candles.name} → features → ${TOPICS.features.name}, gates every ${gates.evalIntervalSec} s of stream time → ${TOPICS.gates.name}, ${TOPICS.gatesBlob.name} → allocator-lite → ${TOPICS.allocations.name}; ${TOPICS.fills.name} + ${TOPICS.orders.name} → ${TOPICS.markouts.name}, ${TOPICS.costCalibration.name}; sink → ${SINK_TOPICS.map((t) => TABLES[t]!.table).join(', ')}; ${LATEST_FEATURES_KEY}, ${blobMirror.keys.blob} and ${allocationMirror.key} in Redis`);
+    await live?.snapshot.start();
+    await live?.blobMirror.start();
+    await live?.allocationMirror.start();
+    const redisKeys = live ? `; ${LATEST_FEATURES_KEY}, ${live.blobMirror.keys.blob} and ${live.allocationMirror.key} in Redis` : '; no Redis (a replay)';
+    o.log(`pipeline running (run ${o.runId}): ${TOPICS.ticks.name} + ${TOPICS.candles.name} → features → ${TOPICS.features.name}, gates every ${gates.evalIntervalSec} s of stream time → ${TOPICS.gates.name}, ${TOPICS.gatesBlob.name} → allocator-lite → ${TOPICS.allocations.name}; ${TOPICS.fills.name} + ${TOPICS.orders.name} → ${TOPICS.markouts.name}, ${TOPICS.costCalibration.name}; sink → ${sinkTopics.map((t) => TABLES[t]!.table).join(', ')}${redisKeys}`);
     if (o.untilCaughtUp) {
       const deadline = Date.now() + (o.timeoutMs ?? 600_000);
       let lastReport = Date.now();
@@ -143,7 +182,8 @@ export async function runPipeline(o: RunOptions): Promise<RunSummary> {
         while (!(await done())) {
           if (Date.now() - lastReport > 5000) {
             lastReport = Date.now();
-            o.log(`waiting for ${what} to catch up: ${describePositions({ features: app.positions, gatesBlob: blobApp.positions, sink: sink.positions(), snapshot: snapshot.positions, blobMirror: blobMirror.positions })}`);
+            if (o.progress) o.log(o.progress(what, app.positions));
+            else o.log(`waiting for ${what} to catch up: ${describePositions({ features: app.positions, gatesBlob: blobApp.positions, sink: sink.positions(), ...(live ? { snapshot: live.snapshot.positions, blobMirror: live.blobMirror.positions } : {}) })}`);
           }
           if (o.signal?.aborted) throw new Error(`stopped by a signal while waiting for ${what} to catch up`);
           const failure = app.error() ?? blobApp.error();
@@ -152,21 +192,22 @@ export async function runPipeline(o: RunOptions): Promise<RunSummary> {
           await sleep(100);
         }
       };
-      const candleEnds = new Map([[TOPICS.candles.name, await endOffsets(admin, TOPICS.candles.name)]]);
-      const inputEnds = new Map([...candleEnds]);
-      for (const t of [TOPICS.ticks.name, TOPICS.fills.name, TOPICS.orders.name]) inputEnds.set(t, await endOffsets(admin, t));
+      const inputEnds = new Map<string, Map<number, bigint>>();
+      for (const t of [TOPICS.candles.name, TOPICS.ticks.name, TOPICS.fills.name, TOPICS.orders.name]) inputEnds.set(t, o.replay?.stops.get(t) ?? await endOffsets(admin, t));
       await wait('features', () => app.caughtUp(inputEnds));
       const partialEnds = new Map([[TOPICS.gatesPartial.name, await endOffsets(admin, TOPICS.gatesPartial.name)]]);
       await wait('gates blob', () => blobApp.caughtUp(partialEnds));
       const featureEnds = await endOffsets(admin, TOPICS.features.name);
       // Every upstream app has caught up: the sink's topics are complete now.
-      const sinkEnds = new Map(await Promise.all(SINK_TOPICS.map(async (t) => [t, await endOffsets(admin, t)] as const)));
+      const sinkEnds = new Map(await Promise.all(sinkTopics.map(async (t) => [t, await endOffsets(admin, t)] as const)));
       await wait('sink', () => sink.caughtUp(sinkEnds));
-      await wait('redis snapshot', () => [...featureEnds].every(([p, high]) => high === 0n || (snapshot.positions.get(p) ?? 0n) >= high));
-      const blobEnds = await endOffsets(admin, TOPICS.gatesBlob.name);
-      await wait('gates blob mirror', () => [...blobEnds].every(([p, high]) => high === 0n || (blobMirror.positions.get(p) ?? 0n) >= high));
-      const lastSeq = await latestAllocationSeq(kafka, serde);
-      await wait('allocation mirror', () => lastSeq === undefined || (allocationMirror.lastSeq ?? 0) >= lastSeq);
+      if (live) {
+        await wait('redis snapshot', () => [...featureEnds].every(([p, high]) => high === 0n || (live.snapshot.positions.get(p) ?? 0n) >= high));
+        const blobEnds = await endOffsets(admin, TOPICS.gatesBlob.name);
+        await wait('gates blob mirror', () => [...blobEnds].every(([p, high]) => high === 0n || (live.blobMirror.positions.get(p) ?? 0n) >= high));
+        const lastSeq = await latestAllocationSeq(kafka, serde);
+        await wait('allocation mirror', () => lastSeq === undefined || (live.allocationMirror.lastSeq ?? 0) >= lastSeq);
+      }
       outcome = { status: 'completed' };
     } else {
       await new Promise<void>((resolve) => {
@@ -181,11 +222,11 @@ export async function runPipeline(o: RunOptions): Promise<RunSummary> {
     await app.stop();
     await blobApp.stop();
     await sink.stop();
-    await snapshot.stop();
-    await blobMirror.stop();
-    await allocationMirror.stop();
-    killSwitch.stop();
-    account.stop();
+    await live?.snapshot.stop();
+    await live?.blobMirror.stop();
+    await live?.allocationMirror.stop();
+    live?.killSwitch.stop();
+    live?.account.stop();
     await producer.disconnect();
     server?.close();
     if (outcome.status === 'completed' && resolveConfig(RUN_KNOBS).SEP_REFRESH_AGGREGATES) {
@@ -198,11 +239,28 @@ export async function runPipeline(o: RunOptions): Promise<RunSummary> {
         .then(() => o.log(`continuous aggregates refreshed in ${((Date.now() - t) / 1000).toFixed(1)} s`))
         .catch((err: Error) => o.log(`warning: could not refresh the continuous aggregates: ${err.message}; run CALL refresh_aggregates() by hand`));
     }
-    const summary = { rows_written: sink.rowsWritten, database_outages: sink.outages, elapsed_ms: Date.now() - t0 };
-    await finishRun(await o.database.client(), o.runId, outcome.status, { ...outcome, summary })
+    summary = { rows: sink.rowsWritten, rowsByTable: Object.fromEntries([...sink.rowsByTable].sort()), elapsedMs: Date.now() - t0, configHash };
+    const recorded = { rows_written: sink.rowsWritten, rows_by_table: summary.rowsByTable, database_outages: sink.outages, elapsed_ms: summary.elapsedMs, ...o.summaryExtra?.() };
+    await o.database.client().then((db) => finishRun(db, o.runId, outcome.status, { ...outcome, summary: recorded }))
       .catch((err: Error) => o.log(`could not record the end of run ${o.runId} in runs: ${err.message}`));
+    await o.database.release();
   }
-  return { rows: sink.rowsWritten, elapsedMs: Date.now() - t0 };
+  return summary;
+}
+
+/** The live run's Redis parts: the allocator's live inputs and the three read models. */
+function liveRedisParts(o: RunOptions, gates: PipelineConfig['gates']) {
+  const { kafka, serde } = o.services;
+  const redis = o.redis;
+  if (!redis) throw new Error('a live run needs Redis (RunOptions.redis)');
+  return {
+    killSwitch: new KillSwitchWatcher(redis, `${TOPIC_PREFIX}${KILL_SWITCH_KEY}`, o.log),
+    account: new AccountWatcher(redis, `${TOPIC_PREFIX}${ACCOUNT_KEY}`, o.log),
+    snapshot: new LatestSnapshot({ kafka, serde, redis, topic: TOPICS.features.name, hashKey: LATEST_FEATURES_KEY, groupId: `${TOPIC_PREFIX}sep-snapshot-${o.runId}` }),
+    // Namespaced like the topics, so a test or a second stack on one Redis cannot overwrite the live blob.
+    blobMirror: new GatesBlobMirror({ kafka, serde, redis, groupId: `${TOPIC_PREFIX}sep-gates-blob-mirror-${o.runId}`, keyPrefix: TOPIC_PREFIX, gates }),
+    allocationMirror: new AllocationWeightsMirror({ kafka, serde, redis, groupId: `${TOPIC_PREFIX}sep-allocation-mirror-${o.runId}`, keyPrefix: TOPIC_PREFIX, log: o.log }),
+  };
 }
 
 /** seq of the last committed decision on alloc.weights.v1 (one partition), or undefined when there is none. */

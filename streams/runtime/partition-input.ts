@@ -20,6 +20,11 @@
  * It also tells which offsets may be committed: per topic, the first record
  * not yet processed, or — with nothing buffered — everything fetched,
  * including trailing transaction markers.
+ *
+ * A bounded run (`sep replay`) gives each source a stop offset: records at or
+ * beyond it are not taken, and a source fetched up to it is at its end. So
+ * the run reads exactly the range, and the merge at its end is the one a run
+ * over topics that end there would make.
  */
 export interface InputRecord {
   offset: string;
@@ -31,8 +36,10 @@ interface Source<R> {
   head: number;
   /** Next offset after everything fetched so far (records and markers). */
   fetched: bigint;
-  /** Known end offset of the partition. */
+  /** Known end offset of the partition (never beyond `stop`). */
   end: bigint;
+  /** Offset the run stops before (a bounded run), else undefined. */
+  stop: bigint | undefined;
 }
 
 export class PartitionInput<R extends InputRecord> {
@@ -42,12 +49,21 @@ export class PartitionInput<R extends InputRecord> {
    * @param topics source topics in topology order (the tie-break order)
    * @param positions next offset to process per topic (the committed offsets)
    * @param ends known end offsets per topic (missing: treated as at the position)
+   * @param stops per topic, the offset a bounded run stops before (missing: unbounded)
    */
-  constructor(readonly partition: number, private readonly topics: readonly string[], positions: ReadonlyMap<string, bigint>, ends: ReadonlyMap<string, bigint>) {
+  constructor(readonly partition: number, private readonly topics: readonly string[], positions: ReadonlyMap<string, bigint>, ends: ReadonlyMap<string, bigint>,
+    stops: ReadonlyMap<string, bigint> = new Map()) {
     for (const t of topics) {
-      const fetched = positions.get(t) ?? 0n;
-      this.sources.set(t, { queue: [], head: 0, fetched, end: ends.get(t) ?? fetched });
+      const stop = stops.get(t);
+      const fetched = min(positions.get(t) ?? 0n, stop);
+      this.sources.set(t, { queue: [], head: 0, fetched, end: min(ends.get(t) ?? fetched, stop), stop });
     }
+  }
+
+  /** True when a bounded source has been fetched up to its stop offset (fetching it further is wasted). */
+  atStop(topic: string): boolean {
+    const s = this.source(topic);
+    return s.stop !== undefined && s.fetched >= s.stop;
   }
 
   /**
@@ -59,7 +75,8 @@ export class PartitionInput<R extends InputRecord> {
     const s = this.source(topic);
     let accepted = 0;
     for (const r of records) {
-      if (BigInt(r.offset) < s.fetched) continue;
+      const offset = BigInt(r.offset);
+      if (offset < s.fetched || (s.stop !== undefined && offset >= s.stop)) continue;
       s.queue.push(r);
       accepted++;
     }
@@ -70,8 +87,10 @@ export class PartitionInput<R extends InputRecord> {
   /** A fetch that moved the position without records (markers, aborted data). */
   observe(topic: string, lastOffset: bigint, highWatermark: bigint): void {
     const s = this.source(topic);
-    if (lastOffset + 1n > s.fetched) s.fetched = lastOffset + 1n;
-    if (highWatermark > s.end) s.end = highWatermark;
+    const fetched = min(lastOffset + 1n, s.stop);
+    if (fetched > s.fetched) s.fetched = fetched;
+    const end = min(highWatermark, s.stop);
+    if (end > s.end) s.end = end;
   }
 
   buffered(topic?: string): number {
@@ -124,3 +143,5 @@ export class PartitionInput<R extends InputRecord> {
     return s;
   }
 }
+
+const min = (a: bigint, b: bigint | undefined) => (b !== undefined && b < a ? b : a);

@@ -48,6 +48,19 @@ export interface StreamsAppOptions {
   maxBufferedRecords?: number;
   /** Fetched records waiting per input partition before it is paused (backpressure; default 20 000). */
   maxQueuedRecords?: number;
+  /**
+   * A bounded run (`sep replay`): per `${topic}/${partition}`, the offset to stop
+   * before. Records from there on are not processed, a source fetched up to its
+   * stop counts as at its end (the timestamp merge goes on without it) and is
+   * paused; the group's offsets end exactly at the stops. Missing: unbounded.
+   */
+  stopAt?: ReadonlyMap<string, bigint>;
+  /**
+   * Per `${topic}/${partition}`, where to start when the group has committed
+   * nothing there yet (a replay's first offset at or after its start time);
+   * missing: the beginning. Committed offsets always win (a restart resumes).
+   */
+  startAt?: ReadonlyMap<string, bigint>;
   log?: (line: string) => void;
 }
 
@@ -123,12 +136,25 @@ export class StreamsApp {
     await ensureTopics(admin, specs, partitions);
     if (this.guarantee === 'at_least_once') this.sharedProducer = await createProducer(kafka);
 
-    for (const [k, v] of await committedOffsets(kafka, applicationId, sources)) this.positions.set(k, v);
+    const committed = await committedOffsets(kafka, applicationId, sources);
+    for (const [k, v] of committed) this.positions.set(k, v);
+    // Seeking is only an optimisation: records below a position are dropped by the PartitionInput anyway.
+    const seekOnJoin = new Map([...this.opts.startAt ?? []].filter(([k]) => !committed.has(k)));
+    for (const [k, v] of seekOnJoin) this.positions.set(k, v);
 
     // A short session: a crashed member blocks its partitions until it expires (ms).
     const consumer = kafka.consumer({ groupId: applicationId, readUncommitted: false, allowAutoTopicCreation: false, maxBytesPerPartition: 1024 * 1024, sessionTimeout: 10_000, heartbeatInterval: 1_000, maxWaitTimeInMs: 1000 });
     this.consumer = consumer;
-    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => this.onAssignment(payload.memberAssignment));
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+      this.onAssignment(payload.memberAssignment);
+      for (const [topic, partitions] of Object.entries(payload.memberAssignment)) {
+        for (const partition of partitions) {
+          const k = `${topic}/${partition}`;
+          // After a rebalance, where this instance got to (the group may not have committed yet).
+          if (seekOnJoin.has(k)) consumer.seek({ topic, partition, offset: (this.positions.get(k) ?? seekOnJoin.get(k)!).toString() });
+        }
+      }
+    });
     consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
       // Also fires for fetches of only transaction markers or aborted records, which never reach eachBatch.
       const { topic, partition } = payload;
@@ -136,6 +162,7 @@ export class StreamsApp {
       const input = this.inputs.get(partition);
       if (!input || payload.lastOffset === null) return;
       input.observe(topic, BigInt(payload.lastOffset), BigInt(payload.highWatermark));
+      if (input.atStop(topic)) this.pause(topic, partition);
       // Nothing waiting: everything up to here is finished with (committed, or markers).
       if (input.buffered() === 0) this.positions.set(`${topic}/${partition}`, input.committable().get(topic)!);
       // A source that just reached its end may unblock records of the others.
@@ -284,7 +311,7 @@ export class StreamsApp {
     const input = this.inputs.get(partition) ?? await this.createInput(partition);
     input.append(topic, batch.messages, BigInt(batch.lastOffset()), BigInt(batch.highWatermark));
     resolveOffset(batch.lastOffset());
-    if (input.buffered(topic) >= (this.opts.maxQueuedRecords ?? 20_000)) this.pause(topic, partition);
+    if (input.atStop(topic) || input.buffered(topic) >= (this.opts.maxQueuedRecords ?? 20_000)) this.pause(topic, partition);
     await this.serially(partition, () => this.runPartition(partition, heartbeat));
   }
 
@@ -297,12 +324,15 @@ export class StreamsApp {
     }
     const positions = new Map<string, bigint>();
     const ends = new Map<string, bigint>();
+    const stops = new Map<string, bigint>();
     for (const topic of this.sources) {
       positions.set(topic, this.positions.get(`${topic}/${partition}`) ?? 0n);
       const end = (await admin.fetchTopicOffsets(topic)).find((o) => o.partition === partition);
       ends.set(topic, BigInt(end?.high ?? '0'));
+      const stop = this.opts.stopAt?.get(`${topic}/${partition}`);
+      if (stop !== undefined) stops.set(topic, stop);
     }
-    const input = new PartitionInput<KafkaMessage>(partition, this.sources, positions, ends);
+    const input = new PartitionInput<KafkaMessage>(partition, this.sources, positions, ends, stops);
     this.inputs.set(partition, input);
     return input;
   }
@@ -465,7 +495,7 @@ export class StreamsApp {
     for (const topic of this.sources) {
       const waiting = input.buffered(topic);
       metrics.bufferedRecords.set({ application: this.opts.applicationId, topic, partition: String(input.partition) }, waiting);
-      if (waiting < (this.opts.maxQueuedRecords ?? 20_000) / 2) this.resume(topic, input.partition);
+      if (waiting < (this.opts.maxQueuedRecords ?? 20_000) / 2 && !input.atStop(topic)) this.resume(topic, input.partition);
     }
   }
 

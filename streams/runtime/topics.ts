@@ -6,6 +6,14 @@
  *
  * SEP_TOPIC_PREFIX (default empty) namespaces every topic, e.g. `it-42.` for
  * an integration test, so runs sharing a broker never see each other's data.
+ *
+ * SEP_OUTPUT_PREFIX (default: SEP_TOPIC_PREFIX) namespaces only the topics the
+ * pipeline produces — features, gates, the blob, allocations, markouts,
+ * calibration, dead letters: `sep replay` sets it to
+ * `<SEP_TOPIC_PREFIX>replay.<run id>.`, so a replay reads the live inputs and
+ * nothing that consumes the live outputs (the executor on alloc.weights.v1)
+ * ever sees what it writes. Under a separate output namespace nothing is
+ * compacted: a replay's outputs are a record of the run, read after it.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -26,10 +34,15 @@ export const SCHEMA_DIR = path.resolve(import.meta.dirname, '..', '..', 'schemas
 const PREFIX = topicPrefix(process.env.SEP_TOPIC_PREFIX ?? '');
 /** The namespace of this process's topics, consumer groups and Redis keys. */
 export const TOPIC_PREFIX = PREFIX;
+/** The namespace of the topics the pipeline produces (`sep replay`: its run's own). */
+export const OUTPUT_PREFIX = topicPrefix(process.env.SEP_OUTPUT_PREFIX ?? PREFIX, 'SEP_OUTPUT_PREFIX');
+const OUT = OUTPUT_PREFIX;
+/** Compaction for an output topic: only in the live namespace (see above). */
+const compactOut = OUT === PREFIX;
 
-function topicPrefix(p: string): string {
+function topicPrefix(p: string, key = 'SEP_TOPIC_PREFIX'): string {
   if (!/^[A-Za-z0-9._-]*$/.test(p) || p.length > 100) {
-    throw new ConfigError([{ key: 'SEP_TOPIC_PREFIX', message: `=${JSON.stringify(p)}: use letters, digits, '.', '_' or '-' (at most 100), e.g. "test-1."` }]);
+    throw new ConfigError([{ key, message: `=${JSON.stringify(p)}: use letters, digits, '.', '_' or '-' (at most 100), e.g. "test-1."` }]);
   }
   return p;
 }
@@ -39,15 +52,15 @@ export const TOPICS = {
   ticks: { name: `${PREFIX}md.ticks.v1`, schemaFile: 'tick.avsc', key: 'instrument', partitions: null, compacted: false },
   orders: { name: `${PREFIX}exec.orders.v1`, schemaFile: 'order-event.avsc', key: 'instrument', partitions: null, compacted: false },
   fills: { name: `${PREFIX}exec.fills.v1`, schemaFile: 'fill.avsc', key: 'instrument', partitions: null, compacted: false },
-  features: { name: `${PREFIX}features.v1`, schemaFile: 'feature.avsc', key: 'instrument', partitions: null, compacted: false },
-  gates: { name: `${PREFIX}gates.v1`, schemaFile: 'gate.avsc', key: 'instrument', partitions: null, compacted: false },
-  gatesPartial: { name: `${PREFIX}gates.partial.v1`, schemaFile: 'gates-partial.avsc', key: 'source partition', partitions: 1, compacted: false },
-  gatesBlob: { name: `${PREFIX}gates.blob.v1`, schemaFile: 'gates-blob.avsc', key: 'blob', partitions: 1, compacted: false },
-  allocations: { name: `${PREFIX}alloc.weights.v1`, schemaFile: 'allocation.avsc', key: 'portfolio', partitions: 1, compacted: true },
+  features: { name: `${OUT}features.v1`, schemaFile: 'feature.avsc', key: 'instrument', partitions: null, compacted: false },
+  gates: { name: `${OUT}gates.v1`, schemaFile: 'gate.avsc', key: 'instrument', partitions: null, compacted: false },
+  gatesPartial: { name: `${OUT}gates.partial.v1`, schemaFile: 'gates-partial.avsc', key: 'source partition', partitions: 1, compacted: false },
+  gatesBlob: { name: `${OUT}gates.blob.v1`, schemaFile: 'gates-blob.avsc', key: 'blob', partitions: 1, compacted: false },
+  allocations: { name: `${OUT}alloc.weights.v1`, schemaFile: 'allocation.avsc', key: 'portfolio', partitions: 1, compacted: compactOut },
   allocationOverlay: { name: `${PREFIX}alloc.overlay.v1`, schemaFile: 'allocation-overlay.avsc', key: 'overlay', partitions: 1, compacted: false },
-  markouts: { name: `${PREFIX}markout.v1`, schemaFile: 'markout.avsc', key: 'instrument', partitions: null, compacted: false },
-  costCalibration: { name: `${PREFIX}calib.cost.v1`, schemaFile: 'cost-calibration.avsc', key: 'instrument', partitions: null, compacted: true },
-  deadLetters: { name: `${PREFIX}dlq.v1`, schemaFile: 'dead-letter.avsc', key: 'source topic', partitions: 1, compacted: false },
+  markouts: { name: `${OUT}markout.v1`, schemaFile: 'markout.avsc', key: 'instrument', partitions: null, compacted: false },
+  costCalibration: { name: `${OUT}calib.cost.v1`, schemaFile: 'cost-calibration.avsc', key: 'instrument', partitions: null, compacted: compactOut },
+  deadLetters: { name: `${OUT}dlq.v1`, schemaFile: 'dead-letter.avsc', key: 'source topic', partitions: 1, compacted: false },
 } satisfies Record<string, TopicSpec>;
 
 export type TopicId = keyof typeof TOPICS;

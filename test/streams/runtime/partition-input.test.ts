@@ -46,6 +46,20 @@ test('commit positions stop at the first unprocessed record; a refetched batch i
   assert.equal(partial.committable().get('a'), 1n);
 });
 
+test('a bounded source takes nothing at or beyond its stop offset, and is at its end once fetched up to it', () => {
+  // ticks stop at 2 although the topic holds 4; candles are unbounded.
+  const input = new PartitionInput(0, ['ticks', 'candles'], new Map(), new Map([['ticks', 4n], ['candles', 2n]]), new Map([['ticks', 2n]]));
+  input.append('candles', [rec(0, 60_000), rec(1, 500_000)], 1n, 2n);
+  input.append('ticks', [rec(0, 10_000)], 0n, 4n);
+  assert.equal(input.atStop('ticks'), false);
+  assert.deepEqual(drain(input), ['ticks@0'], 'tick 1 is below the stop: the candle waits for it');
+  input.append('ticks', [rec(1, 70_000), rec(2, 80_000), rec(3, 90_000)], 3n, 4n);
+  assert.equal(input.atStop('ticks'), true);
+  assert.equal(input.buffered('ticks'), 1, 'ticks 2 and 3 are beyond the stop');
+  assert.deepEqual(drain(input), ['candles@0', 'ticks@1', 'candles@1'], 'ticks is at its end at the stop: candle 1 does not wait for ticks 2, 3');
+  assert.deepEqual(input.committable(), new Map([['ticks', 2n], ['candles', 2n]]), 'the commit position is the stop, not what was fetched');
+});
+
 /** Stamps each candle with the ticks of its minute: the join depends on the merge order. */
 class CountTicks implements Processor<{ kind: string }> {
   private ctx!: ProcessorContext;
