@@ -24,6 +24,7 @@ import { overlaysCmd } from './overlays.ts';
 import { rewindCmd } from './rewind.ts';
 import { offlineCmd } from './offline.ts';
 import { replayCmd } from './replay.ts';
+import { canaryCmd } from './canary.ts';
 import { runIdFlag, type Command } from './command.ts';
 import { redact, stackUp } from '../../ops/stack/index.ts';
 
@@ -236,4 +237,4 @@ const calib: Command = {
   run: (v, positionals) => runCalib(v, positionals, (id) => runIdFlag(id, 'live')),
 };
 
-export const COMMANDS: Record<string, Command> = { generate, import: importCmd, run, sink: sinkCmd, overlays: overlaysCmd, migrate: migrateCmd, demo, calib, offline: offlineCmd, rewind: rewindCmd, replay: replayCmd };
+export const COMMANDS: Record<string, Command> = { generate, import: importCmd, run, sink: sinkCmd, overlays: overlaysCmd, migrate: migrateCmd, demo, calib, offline: offlineCmd, rewind: rewindCmd, replay: replayCmd, canary: canaryCmd };

@@ -6,6 +6,7 @@
  *   sep sink [--run-id ID] [--topics T,...] [--until-caught-up]
  *   sep rewind --run-id ID --to-datetime T [--dry-run]
  *   sep replay --from T1 --to T2 [--run-id ID] [--config FILE] [--snapshot FILE] | --delete ID
+ *   sep canary --from T1 --to T2 --blue A.json --green B.json [--thresholds T.json] [--canary-id ID] [--out DIR]
  *   sep migrate
  *   sep demo
  * Exit codes: 0 ok, 1 error (the message says the fix), 2 usage.
@@ -27,6 +28,7 @@ commands:
   calib      snapshot, verify or load the cost-calibration state
   rewind     rewind a pipeline run's consumers, state and rows to a time (--dry-run shows the plan)
   replay     replay a time range of the input topics as an isolated run (own topics, rows, no Redis)
+  canary     replay a range with two configurations (blue, green) and compare: report + PASS/FAIL
   migrate    apply the TimescaleDB migrations
   demo       stack up, import the bundled day, run the pipeline, print a summary
 

@@ -152,7 +152,7 @@ function replayProgress(range: ReplayRange, events: number) {
  * connection at a time: while another process holds it (a `sep run`, another
  * replay between its transactions), wait for it instead of failing.
  */
-async function waitForDatabase(database: SinkDatabase) {
+export async function waitForDatabase(database: SinkDatabase) {
   const deadline = Date.now() + DATABASE_WAIT_MS;
   for (let logged = 0; ; ) {
     try {
