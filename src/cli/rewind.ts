@@ -57,7 +57,7 @@ export function runConsumers(runId: string, config: PipelineConfig): RunConsumer
 }
 
 export const rewindCmd: Command = {
-  usage: `usage: sep rewind --run-id ID --to-datetime T [--dry-run]
+  usage: `usage: sep rewind (--run-id ID | --group G) --to-datetime T [--dry-run]
   Rewinds every consumer of pipeline run ID to time T, as Kafka's application
   reset tool does (docs/replay.md#rewind): the run's inputs to their first
   record at or after T, the topics it produces and reads again to their end,
@@ -67,13 +67,16 @@ export const rewindCmd: Command = {
   Refused (exit 1, nothing changed) while any consumer of the run is running,
   or when one has not processed everything before T yet. Running it twice is
   fine: the second finds nothing to do.
-  --run-id ID        the run to rewind (required)
+  --run-id ID        the run to rewind
+  --group G          or one of its consumer groups (e.g. sep-features-live): the whole run is rewound,
+                     since its groups feed each other
   --to-datetime T    ISO-8601 time with its zone, e.g. 2026-11-13T12:00:00Z (required; not in the future)
   --dry-run          print the plan (offsets committed → new, topics, rows) and change nothing`,
-  options: { 'run-id': { type: 'string' }, 'to-datetime': { type: 'string' }, 'dry-run': { type: 'boolean' } },
+  options: { 'run-id': { type: 'string' }, group: { type: 'string' }, 'to-datetime': { type: 'string' }, 'dry-run': { type: 'boolean' } },
   async run(v) {
-    if (v['run-id'] === undefined) throw new UsageError('sep rewind: --run-id is required: the pipeline run to rewind (as given to `sep run --run-id`)');
-    const runId = runIdFlag(v['run-id'], 'live');
+    if ((v['run-id'] === undefined) === (v.group === undefined)) throw new UsageError('sep rewind: give --run-id ID (the pipeline run, as given to `sep run --run-id`) or --group G (one of its consumer groups), not both');
+    const runId = v.group !== undefined ? runOfGroup(String(v.group)) : runIdFlag(v['run-id'], 'live');
+    if (v.group !== undefined) log(`group ${String(v.group)} is a consumer of run ${runId}: its consumers are rewound together`);
     const to = datetimeFlag(v['to-datetime']);
     const dryRun = Boolean(v['dry-run']);
     // Knobs first (the topologies name the state stores): a bad one stops here.
@@ -110,6 +113,18 @@ export const rewindCmd: Command = {
     }
   },
 };
+
+/** The roles of a run's consumer groups (`<prefix>sep-<role>-<run id>`), longest first: `gates-blob-mirror` before `gates-blob`. */
+const GROUP_ROLES = ['gates-blob-mirror', 'allocation-mirror', 'gates-blob', 'features', 'snapshot', 'sink'];
+
+/** The run id a pipeline consumer group belongs to; a usage error naming the form for any other group. */
+export function runOfGroup(group: string): string {
+  for (const role of GROUP_ROLES) {
+    const head = `${TOPIC_PREFIX}sep-${role}-`;
+    if (group.startsWith(head) && group.length > head.length) return runIdFlag(group.slice(head.length), '');
+  }
+  throw new UsageError(`--group ${JSON.stringify(group)}: not a consumer group of a sep pipeline run; those are ${TOPIC_PREFIX}sep-<${GROUP_ROLES.join('|')}>-<run id>, e.g. ${TOPIC_PREFIX}sep-features-live (kafka-consumer-groups --reset-offsets moves any other group)`);
+}
 
 /** No consumer group of the run: say which runs there are. */
 async function refuseUnknownRun(admin: Awaited<ReturnType<typeof connectAdmin>>, target: RewindTarget): Promise<void> {

@@ -15,10 +15,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import avro from 'avsc';
-import { createNamespace, readTopic, ROOT, sep, urls, ONE_DAY_KNOBS } from './helpers.ts';
+import { assertSameRecords, createNamespace, decoder, readTopic, ROOT, sep, urls, ONE_DAY_KNOBS, type Collected } from './helpers.ts';
 import { createKafka } from '../../streams/runtime/kafka.ts';
-import { loadSchema, TOPICS, type TopicSpec } from '../../streams/runtime/topics.ts';
+import { TOPICS } from '../../streams/runtime/topics.ts';
 import type { OfflineSummary } from '../../connectors/replay/offline.ts';
 
 const DAY = path.join(ROOT, 'data/recorded/2026-11-13');
@@ -31,26 +30,6 @@ after(() => consumer.disconnect().catch(() => {}));
 
 const READ_BACK = [TOPICS.features, TOPICS.gates, TOPICS.gatesBlob, TOPICS.markouts];
 const COMPACTED = [TOPICS.allocations, TOPICS.costCalibration];
-
-/** Avro without logical types: timestamps stay epoch-ms numbers, as the processors produce them. */
-const decoder = (spec: TopicSpec) => {
-  const type = avro.Type.forSchema(JSON.parse(loadSchema(spec)));
-  return (value: Buffer) => JSON.parse(JSON.stringify(type.fromBuffer(value.subarray(5)))) as unknown;
-};
-
-interface Collected { partition: number; offset: string; value: Buffer }
-
-/** Same length, then the first record that differs (a readable failure instead of an 18 000-element diff). */
-function assertSameRecords(topic: string, kafkaRecords: Collected[], file: string, decode: (v: Buffer) => unknown): void {
-  const ordered = [...kafkaRecords].sort((a, b) => a.partition - b.partition || Number(BigInt(a.offset) - BigInt(b.offset)));
-  const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean);
-  assert.equal(ordered.length, lines.length, `${topic}: ${ordered.length} records on the topic, ${lines.length} in ${path.basename(file)}`);
-  for (let i = 0; i < lines.length; i++) {
-    const got = decode(ordered[i]!.value);
-    const want = JSON.parse(lines[i]!) as unknown;
-    assert.deepEqual(got, want, `${topic} record ${i} (partition ${ordered[i]!.partition} offset ${ordered[i]!.offset}) differs from line ${i + 1} of ${path.basename(file)}`);
-  }
-}
 
 test('sep offline writes what sep import + sep run --until-caught-up write to the topics, record for record', { timeout: 300_000 }, async () => {
   const out = mkdtempSync(path.join(os.tmpdir(), 'sep-offline-it-'));

@@ -161,8 +161,10 @@ test('(a) refused while `sep run` of the run is running: the groups, their membe
   const before = await committed(featuresApp, inputTopics);
   const { child, exited, output } = await startRun();
   try {
-    const r = await sep(['rewind', '--run-id', ns.runId, '--to-datetime', T_ISO], env);
+    // By one of its groups: the whole run is checked.
+    const r = await sep(['rewind', '--group', featuresApp, '--to-datetime', T_ISO], env);
     assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, new RegExp(`group ${featuresApp.replace(/\./g, '\\.')} is a consumer of run ${ns.runId}`));
     assert.match(r.stderr, new RegExp(`run ${ns.runId} is running: \\d of its consumer groups have active members`));
     assert.match(r.stderr, new RegExp(`${featuresApp.replace(/\./g, '\\.')} \\((Stable|PreparingRebalance|CompletingRebalance)\\): sep-run on `));
     assert.match(r.stderr, new RegExp(`stop \`sep run --run-id ${ns.runId}\``));

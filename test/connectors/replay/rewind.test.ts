@@ -7,7 +7,7 @@ import {
 } from '../../../connectors/replay/rewind.ts';
 import type { Kafka } from 'kafkajs';
 import type { Admin } from '../../../streams/runtime/kafka.ts';
-import { datetimeFlag, runConsumers } from '../../../src/cli/rewind.ts';
+import { datetimeFlag, runConsumers, runOfGroup } from '../../../src/cli/rewind.ts';
 import { resolvePipelineConfig, SINK_TOPICS, sinkGroupId } from '../../../src/pipeline/run.ts';
 import { TOPICS } from '../../../streams/runtime/topics.ts';
 import { UsageError } from '../../../streams/runtime/errors.ts';
@@ -261,4 +261,15 @@ test('planRewind reads the sink\'s offsets from the database (the truth), skips 
   assert.equal(writes.length, 4, 'nothing else written');
   assert.deepEqual(result.rowsDeleted, [{ table: 'candles', count: 400 }]);
   assert.equal(result.offsetsMoved, 2);
+});
+
+test('--group: any consumer group of a run names the run (the longest role first); another group is a usage error naming the form', () => {
+  assert.equal(runOfGroup('sep-features-live'), 'live');
+  assert.equal(runOfGroup('sep-gates-blob-mirror-r1'), 'r1');
+  assert.equal(runOfGroup('sep-gates-blob-r1'), 'r1');
+  assert.equal(runOfGroup('sep-allocation-mirror-canary-1-blue'), 'canary-1-blue');
+  assert.equal(runOfGroup('sep-sink-replay-20261122-0930'), 'replay-20261122-0930');
+  for (const bad of ['my-app', 'sep-features-', 'sep-unknown-live']) {
+    assert.throws(() => runOfGroup(bad), (err: Error) => err instanceof UsageError && /sep-<gates-blob-mirror\|.*>-<run id>, e\.g\. sep-features-live/.test(err.message), bad);
+  }
 });
