@@ -32,7 +32,7 @@ export const canaryCmd: Command = {
   usage: `usage: sep canary --from T1 --to T2 --blue A.json --green B.json [--thresholds T.json] [--canary-id ID] [--out DIR]
   Replays [T1, T2) twice as isolated runs (\`sep replay\`): <ID>-blue with the knob
   overrides of A.json, <ID>-green with those of B.json (each a JSON object of knobs,
-  e.g. {"GATES_BUFFER": 0.1}; {} for the environment's), then compares their
+  e.g. {"HYSTERESIS_BUF": 0.1}; {} for the environment's), then compares their
   gates.v1, alloc.weights.v1 and markout.v1 (docs/canary.md): allocation drift, gate
   flips and rejection rate, markout deltas with min-sample guards, and a PASS/FAIL
   verdict with reasons in the seeds' order.

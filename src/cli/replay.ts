@@ -47,7 +47,7 @@ export const replayCmd: Command = {
   --from T1, --to T2  ISO-8601 times with their zone, e.g. 2026-11-13T00:00:00Z (required)
   --run-id ID         the run's id (default replay-<now>-<hex>); must not be in use
   --config FILE       JSON object of knob overrides on top of the environment, e.g.
-                      {"GATES_SPAN_DAYS": 0.25, "GATES_BUFFER": 0.1} (names as in docs/gates.md, …)
+                      {"GATES_SPAN_DAYS": 0.25, "HYSTERESIS_BUF": 0.1} (names as in docs/gates.md, …)
   --snapshot FILE     seed the cost calibration from a \`sep calib snapshot\` file
   --delete ID         remove replay ID: its topics, consumer groups, rows and runs row
   Exit codes: 0 done, 1 error or refused (nothing created), 2 usage.`,
