@@ -289,7 +289,7 @@ export interface DriftSection {
   instruments: { instrument: string; mean_abs_delta_pct: number; max_abs_delta_pct: number; max_at: number }[];
 }
 
-export interface GateSection {
+export interface GateSection extends FlipCounts {
   /** insufficient_sample: a colour has fewer than min_sample_gates decisions; the reject delta is not judged. */
   status: 'evaluated' | 'insufficient_sample';
   decisions: Record<Color, number>;
@@ -301,6 +301,13 @@ export interface GateSection {
   max_reject_delta: number;
   min_sample_gates: number;
   breach: boolean;
+  instruments: GateInstrument[];
+  /** The first LISTED_FLIPS flips by ts, then instrument. */
+  listed_flips: GateFlip[];
+}
+
+/** How two runs' gate decisions line up: over the portfolio, or one instrument's. */
+export interface FlipCounts {
   /** (instrument, ts) decided by both runs. */
   aligned: number;
   flips: number;
@@ -310,21 +317,12 @@ export interface GateSection {
   became_ineligible: number;
   only_blue: number;
   only_green: number;
-  instruments: GateInstrument[];
-  /** The first LISTED_FLIPS flips by ts, then instrument. */
-  listed_flips: GateFlip[];
 }
 
-export interface GateInstrument {
+export interface GateInstrument extends FlipCounts {
   instrument: string;
   decisions_blue: number;
   decisions_green: number;
-  aligned: number;
-  flips: number;
-  became_eligible: number;
-  became_ineligible: number;
-  only_blue: number;
-  only_green: number;
   first_flip_ts: number | null;
 }
 
