@@ -22,11 +22,8 @@
  * output to a temporary directory removed after the run, progress silenced.
  * Table on stdout (Markdown), per-run lines on stderr.
  */
-import { createReadStream, createWriteStream, mkdtempSync, rmSync } from 'node:fs';
-import { createGunzip, createGzip } from 'node:zlib';
-import { createInterface } from 'node:readline';
-import { Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { Writable } from 'node:stream';
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,11 +31,10 @@ import { runOffline, type OfflineResult, type OfflineSummary } from '../connecto
 import { resolvePipelineConfig } from '../src/pipeline/run.ts';
 import { DEFAULT_INSTRUMENTS } from '../streams/model/instruments.ts';
 import { argInt } from './args.ts';
+import { DAY, renamed, scaledDay } from './scaled-day.ts';
 
 const RUNS = argInt('runs', 3);
 const COPIES = argInt('copies', 5);
-const DAY = path.resolve(import.meta.dirname, '..', 'data', 'recorded', '2026-11-13');
-const FILES = ['candles.ndjson', 'fills.ndjson', 'orders.ndjson', 'ticks.ndjson.gz'];
 // test/integration/allocation.test.ts's KNOBS.
 const GATES_KNOBS = {
   EVAL_INTERVAL_SEC: '300', GATES_BLOB_MAX_AGE_SEC: '900', GATES_SPAN_DAYS: '0.25', SPAN_MIN_BARS: '120', SPAN_MAX_MISSING_BARS: '30',
@@ -48,29 +44,6 @@ const GATES_KNOBS = {
 /** Set in a child run: the input directory. */
 const CHILD_ENV = 'SEP_BENCH_OFFLINE_INPUT';
 const quiet = new Writable({ write: (_c, _e, done) => done() }) as unknown as NodeJS.WriteStream;
-
-const renamed = (name: string, k: number) => (k === 0 ? name : name.replace('_', `${k}_`));
-
-/** The bundled day with every line repeated `copies` times, instrument renamed (not timed). */
-async function scaledDay(copies: number): Promise<string> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'sep-bench-offline-in-'));
-  for (const file of FILES) {
-    const gz = file.endsWith('.gz');
-    const input = gz ? createReadStream(path.join(DAY, file)).pipe(createGunzip()) : createReadStream(path.join(DAY, file));
-    async function* lines() {
-      for await (const line of createInterface({ input, crlfDelay: Infinity })) {
-        if (!line.trim()) continue;
-        const instrument = (JSON.parse(line) as { instrument: string }).instrument;
-        let chunk = '';
-        for (let k = 0; k < copies; k++) chunk += `${line.replaceAll(instrument, renamed(instrument, k))}\n`;
-        yield chunk;
-      }
-    }
-    const out = createWriteStream(path.join(dir, file));
-    await (gz ? pipeline(Readable.from(lines()), createGzip(), out) : pipeline(Readable.from(lines()), out));
-  }
-  return dir;
-}
 
 interface Variant { label: string; input: string; env: Record<string, string>; instruments: number }
 /** What a child run reports. */
