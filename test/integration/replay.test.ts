@@ -118,7 +118,8 @@ test('two replays at once equal the live run byte for byte and the offline run r
 test('a replay seeded from a calibration snapshot starts from it; a clean one from nothing', { timeout: 300_000 }, async () => {
   const snap = path.join(out, 'calib.snapshot.json');
   ok(await sep(['calib', 'snapshot', '--run-id', ns.runId, '--out', snap], env));
-  const part = ['--from', '2026-11-15T00:00:00Z', '--to', '2026-11-15T06:00:00Z'];
+  // Friday morning (2026-11-15 is a Sunday: the FX market is closed, the day holds nothing).
+  const part = ['--from', '2026-11-13T06:00:00Z', '--to', '2026-11-13T12:00:00Z'];
   const [seeded, clean] = await Promise.all([sep(['replay', ...part, '--run-id', SEEDED, '--snapshot', snap], env), sep(['replay', ...part, '--run-id', CLEAN], env)]);
   ok(seeded);
   ok(clean);
