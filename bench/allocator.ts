@@ -22,6 +22,7 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import os from 'node:os';
 import { argInt } from './args.ts';
+import { median } from './stats.ts';
 
 const EVALUATIONS = argInt('evaluations', 200);
 const N = argInt('instruments', 50);
@@ -57,7 +58,6 @@ function partialsAt(k: number): GatesPartial[] {
   }));
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
 
 // In-process cost of one decision.

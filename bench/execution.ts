@@ -58,6 +58,7 @@ import { resolveExecutionConfig } from '../streams/execution/topology.ts';
 import { CALIBRATION_STORE, CalibrationProcessor, MARKOUT_AGG_STORE, MARKOUT_FILLS_STORE, MARKOUT_TICKS_STORE, MarkoutProcessor, type CalibrationEntry } from '../streams/execution/processors.ts';
 import { Rng } from '../src/generate/random.ts';
 import { argInt } from './args.ts';
+import { fmt, median } from './stats.ts';
 
 const SECONDS = argInt('seconds', 10);
 const N = argInt('instruments', 10);
@@ -284,8 +285,6 @@ function run(kind: Variant): Result {
   };
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 const kib = (n: number) => (n < 1024 ? `${fmt(n)} B` : `${(n / 1024).toFixed(n < 10 * 1024 ? 1 : 0)} KiB`);
 const rate = (n: number, ms: number) => (ms > 0 ? n / (ms / 1000) : NaN);
 

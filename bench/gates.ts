@@ -35,6 +35,7 @@ import { resolveRegimeParams } from '../streams/features/regime.ts';
 import { Rng } from '../src/generate/random.ts';
 import type { Candle } from '../streams/model/records.ts';
 import { argInt } from './args.ts';
+import { fmt, median } from './stats.ts';
 
 const DAYS = argInt('days', 8);
 const N = argInt('instruments', 50);
@@ -105,7 +106,6 @@ function run(kind: Variant, input: Candle[]): Result {
   return result;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 const input = candles();
 process.stderr.write(`${input.length} candles (${N} instruments × ${DAYS} weekdays), ${RUNS} runs per variant\n`);
@@ -121,7 +121,6 @@ for (let r = 0; r < RUNS; r++) {
 const f = results.features!;
 const g = results['features+gates']!;
 const t = results['features+gates trading']!;
-const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 console.log(`\nFeatures + gates, in-process (${os.cpus().length} cores, Node ${process.version}); ${input.length.toLocaleString('en-US')} candles, ${N} instruments, ${DAYS} weekdays, EVAL_INTERVAL_SEC ${gates.evalIntervalSec}, GATES_SPAN_DAYS ${gates.spanDays}; medians of ${RUNS}\n`);
 console.log('| variant | candles/s overall | candles/s with full spans | state heap per instrument | process RSS | span entries |');
 console.log('|---|---:|---:|---:|---:|---:|');

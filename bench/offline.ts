@@ -31,6 +31,7 @@ import { runOffline, type OfflineResult, type OfflineSummary } from '../connecto
 import { resolvePipelineConfig } from '../src/pipeline/run.ts';
 import { DEFAULT_INSTRUMENTS } from '../streams/model/instruments.ts';
 import { argInt } from './args.ts';
+import { fmt, median } from './stats.ts';
 import { DAY, renamed, scaledDay } from './scaled-day.ts';
 
 const RUNS = argInt('runs', 3);
@@ -49,8 +50,6 @@ interface Variant { label: string; input: string; env: Record<string, string>; i
 /** What a child run reports. */
 interface Sample { summary: OfflineSummary; timings: OfflineResult['timings']; maxRssMiB: number }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
 /** One run in a fresh process, as `sep offline` runs: knobs from its environment, peak RSS its own. */
 async function child(input: string): Promise<void> {

@@ -39,6 +39,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { argInt } from './args.ts';
+import { fmt, median } from './stats.ts';
 import { renamed, scaledDay } from './scaled-day.ts';
 
 const RUNS = argInt('runs', 3);
@@ -73,8 +74,6 @@ const childEnv: NodeJS.ProcessEnv = {
 };
 
 const log = (line: string): void => void process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
-const fmt = (n: number, d = 0): string => n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const num = (s: string): number => Number(s.replaceAll(',', ''));
 
 /** `lines`: each stdout line with the ms since the spawn it arrived at (where a replay's time goes, to its 5 s progress lines). */

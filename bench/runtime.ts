@@ -26,6 +26,7 @@ import os from 'node:os';
 import { Session, type Profiler } from 'node:inspector/promises';
 import type { Kafka, Producer, Transaction, ConsumerConfig, ConsumerRunConfig, EachBatchPayload } from 'kafkajs';
 import { argInt } from './args.ts';
+import { fmt, median } from './stats.ts';
 
 // ---- configuration (env must be set before any project module is imported) --
 
@@ -296,11 +297,6 @@ interface RunResult {
   guarantee?: Guarantee;
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 // ---- main ----------------------------------------------------------------------
 
@@ -505,7 +501,6 @@ const VARIANTS: { id: VariantId; name: string }[] = [
   { id: 'eos', name: 'stream runtime, features, exactly_once' },
 ];
 
-const fmt = (n: number, d = 0): string => n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
 const rateOf = (r: RunResult): number => r.toolRate ?? (r.records / r.wallMs) * 1000;
 const steadyRateOf = (r: RunResult): number | undefined => r.toolSteadyRate ?? (r.steadyMs ? (r.records / r.steadyMs) * 1000 : undefined);
 

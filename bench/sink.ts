@@ -52,6 +52,7 @@ import { createGunzip } from 'node:zlib';
 import pg from 'pg';
 import type { ConsumerConfig, ConsumerRunConfig, EachBatchPayload, Kafka } from 'kafkajs';
 import { argInt } from './args.ts';
+import { fmt, median } from './stats.ts';
 
 // ---- configuration (env must be set before any project module is imported) --
 
@@ -90,8 +91,6 @@ const MAPPING = TABLES[TOPIC]!;
 const COLS = MAPPING.columns.length;
 
 const log = (line: string): void => void process.stderr.write(`[bench ${new Date().toISOString().slice(11, 23)}] ${line}\n`);
-const fmt = (n: number, d = 0): string => n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 // ---- the private database ----------------------------------------------------
 
