@@ -86,3 +86,31 @@ export class SinkDatabase {
     if (c) await Promise.race([c.end().catch(() => {}), new Promise((r) => setTimeout(r, 1000).unref())]);
   }
 }
+
+/** How long `waitForDatabase` waits for a connection another process holds (ms). */
+const DATABASE_WAIT_MS = 15 * 60_000;
+
+/**
+ * The database's first connection. The embedded TimescaleDB serves one
+ * connection at a time: while another process holds it (a `sep run`, a
+ * replay between its transactions) the server answers 53300 "too many
+ * clients" after its own 5 s wait — so wait for it instead of failing, and
+ * say why every 10 s. Any other failure is thrown at once.
+ */
+export async function waitForDatabase(database: SinkDatabase, log: (line: string) => void, waitMs = DATABASE_WAIT_MS): Promise<pg.ClientBase> {
+  const deadline = Date.now() + waitMs;
+  for (let logged = 0; ; ) {
+    try {
+      return await database.client();
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? (err as { cause?: { code?: string } }).cause?.code;
+      const busy = code === '53300' || /too many clients/.test((err as Error).message);
+      if (!busy || Date.now() > deadline) throw err;
+      if (Date.now() - logged > 10_000) {
+        log('waiting for the database: another client holds the embedded TimescaleDB\'s only connection (a `sep run`? stop it, or use a real TimescaleDB via DATABASE_URL)');
+        logged = Date.now();
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}

@@ -16,7 +16,7 @@ import { createProducer, ensureTopics, readTopicToEnd, partitionForKey } from '.
 import { TOPIC_PREFIX, TOPICS } from '../../streams/runtime/topics.ts';
 import { changelogTopic } from '../../streams/runtime/streams-app.ts';
 import { CALIBRATION_STORE, type CalibrationEntry } from '../../streams/execution/processors.ts';
-import { readSnapshotFile, writeSnapshotFile } from '../../streams/calibration/snapshot.ts';
+import { readSnapshotFile, writeSnapshotFile, type LoadedSnapshot } from '../../streams/calibration/snapshot.ts';
 import { resolveCalibrationConfig } from '../../streams/calibration/config.ts';
 import type { CalibrationState } from '../../streams/calibration/calibration.ts';
 import { connectServices, type Services } from '../pipeline/services.ts';
@@ -67,7 +67,8 @@ export async function runCalib(v: Values, positionals: string[], runIdFlag: (v: 
       log(`${out}: ${Object.keys(state).length} instruments from ${topic}, created_at ${new Date(createdAt).toISOString()}`);
       return 0;
     }
-    const snapshot = await loadCalibrationSnapshot(services, runId, existingFile(file, 'sep calib load FILE --run-id ID'), maxBytes);
+    const snapshot = await readSnapshotFile(existingFile(file, 'sep calib load FILE --run-id ID'), { maxBytes });
+    await loadCalibrationSnapshot(services, runId, snapshot);
     log(`${file}: ${snapshot.instrumentCount} instruments loaded into ${topic}; \`sep run --run-id ${runId}\` starts from them`);
     return 0;
   } finally {
@@ -76,12 +77,11 @@ export async function runCalib(v: Values, positionals: string[], runIdFlag: (v: 
 }
 
 /**
- * Seeds run ID's calibration store from a snapshot file (verified first):
- * refused when the run already has calibration state.
+ * Seeds run ID's calibration store from a snapshot (as readSnapshotFile
+ * verified it): refused when the run already has calibration state.
  */
-export async function loadCalibrationSnapshot(services: Services, runId: string, file: string, maxBytes: number): Promise<{ instrumentCount: number }> {
+export async function loadCalibrationSnapshot(services: Services, runId: string, snapshot: Pick<LoadedSnapshot, 'state'>): Promise<void> {
   const topic = calibrationChangelog(runId);
-  const snapshot = await readSnapshotFile(file, { maxBytes });
   // Only a run that has not started: loading under live state would mix two histories.
   const existing = (await services.admin.listTopics()).includes(topic) ? (await services.admin.fetchTopicOffsets(topic)).some((o) => o.high !== o.low || o.high !== '0') : false;
   if (existing) throw new UsageError(`run ${runId} already has calibration state (${topic} is not empty); load into a new run id`);
@@ -98,5 +98,4 @@ export async function loadCalibrationSnapshot(services: Services, runId: string,
   } finally {
     await producer.disconnect();
   }
-  return snapshot;
 }

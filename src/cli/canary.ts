@@ -13,13 +13,14 @@ import { connectAdmin, createKafka, readTopicToEnd } from '../../streams/runtime
 import { AvroSerde } from '../../streams/runtime/serde.ts';
 import { OUTPUT_PREFIX, TOPICS } from '../../streams/runtime/topics.ts';
 import { resolveMarkoutConfig } from '../../streams/markout/config.ts';
-import { parseConfigOverrides, planRange, replayNamespace, ReplayRefusedError, runIdUses } from '../../connectors/replay/replay.ts';
+import { planRange, replayNamespace, ReplayRefusedError, runIdUses } from '../../connectors/replay/replay.ts';
+import { parseConfigOverrides } from '../pipeline/knob-overrides.ts';
 import { canaryReport, canaryReportJson, canaryReportMarkdown, canaryThresholdsOf, parseCanaryThresholds, type CanaryOutputs, type CanaryThresholds } from '../../connectors/replay/canary-report.ts';
-import { SinkDatabase } from '../../connectors/sink/database.ts';
+import { SinkDatabase, waitForDatabase } from '../../connectors/sink/database.ts';
 import { recordedServiceUrls } from '../../ops/stack/index.ts';
 import { connectDatabase } from '../pipeline/services.ts';
 import { resolvePipelineConfig } from '../pipeline/run.ts';
-import { defaultReplayRunId, waitForDatabase } from './replay.ts';
+import { defaultReplayRunId } from './replay.ts';
 import { datetimeFlag, runIdFlag, runSelf, type Command, type Values } from './command.ts';
 
 const log = (line: string) => console.log(line);
@@ -123,7 +124,7 @@ async function preflight(from: number, to: number, runIds: string[]): Promise<vo
   const database = new SinkDatabase(() => connectDatabase(urls.DATABASE_URL));
   try {
     await planRange(admin, from, to);
-    const db = await waitForDatabase(database);
+    const db = await waitForDatabase(database, log);
     for (const id of runIds) {
       const uses = await runIdUses(admin, db, id);
       if (uses.length) throw new ReplayRefusedError(`run id ${id} is in use: ${uses.join('; ')}. Choose another --canary-id, or remove it first with \`sep replay --delete ${id}\``);

@@ -11,12 +11,13 @@
 import { UsageError } from '../../streams/runtime/errors.ts';
 import { connectAdmin, createKafka, type Admin } from '../../streams/runtime/kafka.ts';
 import { OUTPUT_PREFIX, TOPICS, TOPIC_PREFIX } from '../../streams/runtime/topics.ts';
-import { offsetsJson, parseConfigOverrides, planRange, replayNamespace, ReplayRefusedError, runIdUses, type ReplayRange } from '../../connectors/replay/replay.ts';
+import { offsetsJson, planRange, replayNamespace, ReplayRefusedError, runIdUses, type ReplayRange } from '../../connectors/replay/replay.ts';
 import { deleteRun } from '../../connectors/replay/delete-run.ts';
-import { SinkDatabase } from '../../connectors/sink/database.ts';
+import { SinkDatabase, waitForDatabase } from '../../connectors/sink/database.ts';
+import { parseConfigOverrides } from '../pipeline/knob-overrides.ts';
 import { resolveCalibrationConfig } from '../../streams/calibration/config.ts';
+import { readSnapshotFile } from '../../streams/calibration/snapshot.ts';
 import { recordedServiceUrls } from '../../ops/stack/index.ts';
-import { sleep } from '../../ops/stack/process.ts';
 import { connectDatabase, connectServices } from '../pipeline/services.ts';
 import { resolvePipelineConfig, runPipeline, sinkGroupId } from '../pipeline/run.ts';
 import { loadCalibrationSnapshot } from './calib.ts';
@@ -25,8 +26,6 @@ import { datetimeFlag, runIdFlag, runSelf, type Command } from './command.ts';
 const log = (line: string) => console.log(line);
 /** Set by `sep canary` for the runs row of each of its two replays. */
 const CANARY_ENV = { id: 'SEP_CANARY_ID', color: 'SEP_CANARY_COLOR' } as const;
-/** How long a replay waits for the embedded TimescaleDB's single connection held by another process (ms). */
-const DATABASE_WAIT_MS = 15 * 60_000;
 
 /** `replay-<UTC yyyymmdd-hhmmss>-<4 hex>`: unique enough for runs started by hand. */
 export function defaultReplayRunId(now = Date.now(), rand = Math.random()): string {
@@ -92,10 +91,11 @@ async function replay(o: ReplayOptions): Promise<void> {
   const kafka = createKafka({ brokers: urls.KAFKA_BROKERS, clientId: 'sep-replay' });
   const admin = await connectAdmin(kafka, urls.KAFKA_BROKERS);
   let range: ReplayRange;
+  // Everything that can refuse the run, before anything is created: the snapshot file first (read and checksummed).
+  const snapshot = o.snapshot === undefined ? undefined : await readSnapshotFile(o.snapshot, { maxBytes: resolveCalibrationConfig().snapshotMaxBytes });
   try {
-    // Everything that can refuse the run, before anything is created.
     range = await planRange(admin, o.from, o.to);
-    const uses = await runIdUses(admin, await waitForDatabase(database), o.runId);
+    const uses = await runIdUses(admin, await waitForDatabase(database, log), o.runId);
     await database.release();
     if (uses.length) throw new ReplayRefusedError(`run id ${o.runId} is in use: ${uses.join('; ')}. Choose another --run-id, or remove it first with \`sep replay --delete ${o.runId}\``);
   } finally {
@@ -107,9 +107,9 @@ async function replay(o: ReplayOptions): Promise<void> {
 
   const services = await connectServices({ clientId: 'sep-replay', log });
   try {
-    if (o.snapshot) {
-      const s = await loadCalibrationSnapshot(services, o.runId, o.snapshot, resolveCalibrationConfig().snapshotMaxBytes);
-      log(`  calibration state seeded from ${o.snapshot} (${s.instrumentCount} instruments)`);
+    if (snapshot) {
+      await loadCalibrationSnapshot(services, o.runId, snapshot);
+      log(`  calibration state seeded from ${o.snapshot} (${snapshot.instrumentCount} instruments)`);
     }
     const summary = await runPipeline({
       services, database, runId: o.runId, untilCaughtUp: true, timeoutMs: 24 * 3_600_000, log: (line) => log(`  ${line}`), config,
@@ -147,35 +147,13 @@ function replayProgress(range: ReplayRange, events: number) {
   };
 }
 
-/**
- * The database's first connection. The embedded TimescaleDB serves one
- * connection at a time: while another process holds it (a `sep run`, another
- * replay between its transactions), wait for it instead of failing.
- */
-export async function waitForDatabase(database: SinkDatabase) {
-  const deadline = Date.now() + DATABASE_WAIT_MS;
-  for (let logged = 0; ; ) {
-    try {
-      return await database.client();
-    } catch (err) {
-      const busy = /too many clients|53300/.test(`${(err as Error).message} ${String((err as { cause?: { code?: string } }).cause?.code ?? '')}`);
-      if (!busy || Date.now() > deadline) throw err;
-      if (Date.now() - logged > 10_000) {
-        log('  waiting for the database: another client holds the embedded TimescaleDB\'s only connection (a `sep run`? stop it, or use a real TimescaleDB via DATABASE_URL)');
-        logged = Date.now();
-      }
-      await sleep(500);
-    }
-  }
-}
-
 async function deleteReplay(runId: string): Promise<number> {
   const urls = recordedServiceUrls();
   const kafka = createKafka({ brokers: urls.KAFKA_BROKERS, clientId: 'sep-replay' });
   const admin: Admin = await connectAdmin(kafka, urls.KAFKA_BROKERS);
   const database = new SinkDatabase(() => connectDatabase(urls.DATABASE_URL));
   try {
-    const result = await deleteRun(admin, await waitForDatabase(database), runId, { sinkGroupId: sinkGroupId(runId) });
+    const result = await deleteRun(admin, await waitForDatabase(database, log), runId, { sinkGroupId: sinkGroupId(runId) });
     log(`deleted replay ${runId}: ${result.topics.length} topic(s), ${result.groups.length} consumer group(s), ${result.rows} rows`);
     return 0;
   } finally {

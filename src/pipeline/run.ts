@@ -39,15 +39,14 @@ export const RUN_KNOBS = {
   SEP_REFRESH_AGGREGATES: { kind: 'boolean', default: false, doc: 'refresh the continuous aggregates when a --until-caught-up run completes (the embedded database runs no refresh policy; the aggregates are real-time either way)' },
 } as const;
 
-/** The topics the pipeline's TimescaleDB sink writes (each has a mapping in connectors/sink/tables.ts): inputs and outputs. */
-export const SINK_TOPICS = [
-  TOPICS.candles.name, TOPICS.ticks.name, TOPICS.orders.name, TOPICS.fills.name,
-  TOPICS.features.name, TOPICS.gates.name, TOPICS.gatesBlob.name, TOPICS.allocations.name, TOPICS.allocationOverlay.name, TOPICS.markouts.name, TOPICS.costCalibration.name,
-];
-
-/** What a replay's sink writes: the topics the run produces (its inputs are the live topics' records, written by the live run). */
+/** What the pipeline computes and its sink writes; all a replay's sink writes (its inputs are the live topics' records, in the database once). */
 export const REPLAY_SINK_TOPICS = [
   TOPICS.features.name, TOPICS.gates.name, TOPICS.gatesBlob.name, TOPICS.allocations.name, TOPICS.markouts.name, TOPICS.costCalibration.name,
+];
+
+/** The topics the pipeline's TimescaleDB sink writes (each has a mapping in connectors/sink/tables.ts): inputs and outputs. */
+export const SINK_TOPICS = [
+  TOPICS.candles.name, TOPICS.ticks.name, TOPICS.orders.name, TOPICS.fills.name, TOPICS.allocationOverlay.name, ...REPLAY_SINK_TOPICS,
 ];
 
 /** The sink's consumer group for a run: its offsets live in the database (sink_offsets), keyed by it. */
