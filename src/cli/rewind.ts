@@ -18,6 +18,7 @@ import type { Topology } from '../../streams/runtime/topology.ts';
 import { pipelineTopology } from '../../streams/execution/topology.ts';
 import { gatesBlobTopology } from '../../streams/gates/blob-processor.ts';
 import { TABLES } from '../../connectors/sink/tables.ts';
+import { replayNamespace } from '../../connectors/replay/replay.ts';
 import { applyRewind, formatPlan, planChanges, planRewind, RewindRefusedError, type RunConsumer, type RewindTarget, type ResetRule } from '../../connectors/replay/rewind.ts';
 import { recordedServiceUrls } from '../../ops/stack/index.ts';
 import { connectDatabase } from '../pipeline/services.ts';
@@ -90,6 +91,7 @@ export const rewindCmd: Command = {
     const deps = { admin, kafka, db: async () => (db ??= await connectDatabase(urls.DATABASE_URL)) };
     try {
       await refuseUnknownRun(admin, target);
+      await refuseReplay(admin, runId);
       const plan = await planRewind(deps, target, to);
       log(`rewind run ${runId} to ${new Date(to).toISOString()}${dryRun ? ' (dry run: nothing is changed)' : ''}\n`);
       log(formatPlan(plan));
@@ -124,6 +126,17 @@ export function runOfGroup(group: string): string {
     if (group.startsWith(head) && group.length > head.length) return runIdFlag(group.slice(head.length), '');
   }
   throw new UsageError(`--group ${JSON.stringify(group)}: not a consumer group of a sep pipeline run; those are ${TOPIC_PREFIX}sep-<${GROUP_ROLES.join('|')}>-<run id>, e.g. ${TOPIC_PREFIX}sep-features-live (kafka-consumer-groups --reset-offsets moves any other group)`);
+}
+
+/**
+ * A replay's outputs live in its own namespace, which this process's topic
+ * catalog does not name: rewinding it would move the wrong topics. A replay
+ * is cheap to run again instead.
+ */
+async function refuseReplay(admin: Awaited<ReturnType<typeof connectAdmin>>, runId: string): Promise<void> {
+  const ns = replayNamespace(runId);
+  if (!(await admin.listTopics()).some((t) => t.startsWith(ns))) return;
+  throw new RewindRefusedError(`run ${runId} is a replay (its outputs are on ${ns}*): replay the range again under a new run id, or remove it with \`sep replay --delete ${runId}\` and replay it again`);
 }
 
 /** No consumer group of the run: say which runs there are. */

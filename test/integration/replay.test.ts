@@ -160,6 +160,16 @@ test('bad input: a clear error and nothing left behind', { timeout: 300_000 }, a
   ok(badKnob, 2);
   assert.match(badKnob.stderr, /"GATES_SPAN_DAY" is not a pipeline knob \(knobs starting GATES_: .*GATES_SPAN_DAYS/);
 
+  const tampered = path.join(out, 'tampered.snapshot.json');
+  writeFileSync(tampered, readFileSync(path.join(out, 'calib.snapshot.json'), 'utf8').replace(/"slippage_samples":\d+/, '"slippage_samples":987654'));
+  const badSnapshot = await sep(['replay', ...RANGE, '--run-id', 'x-snap', '--snapshot', tampered], env);
+  ok(badSnapshot, 1);
+  assert.match(badSnapshot.stderr, /cost calibration snapshot refused \(bad_checksum\)/);
+
+  const rewind = await sep(['rewind', '--run-id', RA, '--to-datetime', '2026-11-14T00:00:00Z'], env);
+  ok(rewind, 1);
+  assert.match(rewind.stderr, new RegExp(`run ${RA} is a replay \\(its outputs are on .*replay\\.${RA}\\.\\*\\): replay the range again under a new run id`));
+
   // Nothing of the refused runs exists, and the run in use is untouched.
   assert.deepEqual([...await topicsOf(`${ns.prefix}replay.x-`), ...await topicsOf(`${ns.prefix}sep-features-x-`)], []);
   assert.deepEqual(await query(`SELECT run_id FROM runs WHERE run_id LIKE 'x-%'`), []);
